@@ -1,0 +1,135 @@
+"""The ``sessionlens`` command line: ``load`` and ``demo`` (more verbs arrive with analyses).
+
+The only place that prints. Every ``SessionlensError`` becomes one line ``error: ...`` on
+stderr and exit code 1; anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from datetime import timedelta
+from pathlib import Path
+
+from . import __version__, datasets
+from .analysis.sessions import rebuild_sessions
+from .errors import SessionlensError
+from .loaders import FORMATS, LoadResult, load
+from .store import connect
+
+__all__ = ["main"]
+
+
+def _summary(result: LoadResult, db: str) -> str:
+    written = result.written
+    lines = [
+        f"loaded {len(result.files)} file(s) into {db}",
+        f"  traces        {result.traces:>8}  ({written['traces']} written by this load)",
+        f"  observations  {result.observations:>8}  ({written['observations']} written)",
+        f"  sessions      {result.sessions:>8}",
+        f"  tool calls    {result.tool_calls:>8}",
+        f"  rejected      {result.rejected:>8}"
+        + ("  (see the load_errors table)" if result.rejected else ""),
+    ]
+    return "\n".join(lines)
+
+
+def _cmd_load(args: argparse.Namespace) -> int:
+    con = connect(args.db)
+    try:
+        if args.gap is not None:
+            rebuild_sessions(con, gap=timedelta(minutes=args.gap))
+        result = load(
+            con, args.paths, format=args.format, strict=args.strict, progress=args.progress
+        )
+        print(_summary(result, args.db))
+    finally:
+        con.close()
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    db = Path(args.db)
+    if db.exists():
+        db.unlink()  # the demo always starts from the bundled sample alone
+    con = connect(db)
+    try:
+        result = load(con, datasets.sample_dir(), progress=False)
+        print(_summary(result, str(db)))
+        print("\nsessions by origin:")
+        for origin, count in con.execute(
+            "SELECT origin, count(*) FROM sessions GROUP BY ALL ORDER BY 2 DESC"
+        ).fetchall():
+            print(f"  {origin:<14}{count:>6}")
+        print("\nmost called tools:")
+        for name, count in con.execute(
+            "SELECT tool_name, count(*) FROM tool_calls GROUP BY ALL ORDER BY 2 DESC, 1 LIMIT 8"
+        ).fetchall():
+            print(f"  {name:<24}{count:>6}")
+        print(f"\nexplore it: python -c \"import sessionlens as sl; "
+              f"print(sl.connect('{db}', read_only=True).table('sessions').df())\"")
+    finally:
+        con.close()
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sessionlens",
+        description="Session-level analytics over LLM/agent traces (Langfuse, OpenTelemetry).",
+    )
+    parser.add_argument("--version", action="version", version=f"sessionlens {__version__}")
+    verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
+
+    p_load = verbs.add_parser(
+        "load",
+        help="load trace exports into a database",
+        description="Load trace exports (files, directories or globs) into a DuckDB database. "
+        "Each file is one transaction; bad records go to load_errors unless --strict.",
+    )
+    p_load.add_argument("paths", nargs="+", metavar="PATH", help="file, directory or glob")
+    p_load.add_argument("--db", required=True, metavar="FILE", help="DuckDB database file")
+    p_load.add_argument(
+        "--format",
+        default="auto",
+        choices=["auto", *FORMATS],
+        help="input format (default: detect per file)",
+    )
+    p_load.add_argument(
+        "--strict", action="store_true", help="stop at the first bad record, loading nothing of it"
+    )
+    p_load.add_argument(
+        "--gap", type=float, metavar="MINUTES", help="inactivity gap that splits sessions"
+    )
+    p_load.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="progress bar (default: when interactive)",
+    )
+    p_load.set_defaults(run=_cmd_load)
+
+    p_demo = verbs.add_parser(
+        "demo",
+        help="load the bundled sample and print what is in it",
+        description="Load the bundled sample export (a children's dental booking voice agent) "
+        "into a fresh database and print a summary.",
+    )
+    p_demo.add_argument("--db", default="demo.duckdb", metavar="FILE", help="database to create")
+    p_demo.set_defaults(run=_cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; return the exit code."""
+    args = _parser().parse_args(argv)
+    try:
+        return int(args.run(args))
+    except SessionlensError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

@@ -1,0 +1,95 @@
+"""Exception types: one base, each subclass also a matching built-in.
+
+Library code raises these and never prints; the CLI turns them into one ``error: ...`` line.
+Every error stores its fields so callers (and tests) can inspect what, where and the fix.
+"""
+
+from __future__ import annotations
+
+
+class SessionlensError(Exception):
+    """Base class of every error sessionlens raises on purpose."""
+
+
+class TraceFormatError(SessionlensError, ValueError):
+    """A record or file does not have the shape its format requires.
+
+    Parameters
+    ----------
+    path : str
+        The file the record came from.
+    locator : str
+        Where in the file: ``line 12`` for line-based files, a JSON pointer such as
+        ``/observations/3/usageDetails`` for JSON documents, ``row 7`` for tables.
+    reason : str
+        What is wrong, in words a user can act on.
+
+    Examples
+    --------
+    >>> err = TraceFormatError("t.jsonl", "line 3", "truncated JSON")
+    >>> str(err)
+    't.jsonl, line 3: truncated JSON'
+    >>> isinstance(err, ValueError)
+    True
+    """
+
+    def __init__(self, path: str, locator: str, reason: str) -> None:
+        self.path = str(path)
+        self.locator = locator
+        self.reason = reason
+        super().__init__(f"{self.path}, {locator}: {reason}")
+
+
+class UnknownFormatError(SessionlensError, ValueError):
+    """Format detection gave up on a file; the message lists the supported formats."""
+
+    def __init__(self, path: str, detail: str, supported: list[str]) -> None:
+        self.path = str(path)
+        self.detail = detail
+        self.supported = list(supported)
+        super().__init__(
+            f"{self.path}: cannot tell the format ({detail}); pass --format with one of: "
+            + ", ".join(self.supported)
+        )
+
+
+class SchemaVersionError(SessionlensError, RuntimeError):
+    """The database was written by a newer sessionlens than the one reading it."""
+
+    def __init__(self, path: str, found: int, supported: int) -> None:
+        self.path = path
+        self.found = found
+        self.supported = supported
+        super().__init__(
+            f"{path}: database schema version {found} is newer than this sessionlens "
+            f"supports ({supported}); upgrade sessionlens (pip install -U sessionlens)"
+        )
+
+
+class DatabaseLockedError(SessionlensError, RuntimeError):
+    """Another process holds the database open for writing."""
+
+    def __init__(self, path: str, detail: str) -> None:
+        self.path = path
+        self.detail = detail
+        super().__init__(
+            f"{path}: the database is open for writing in another process ({detail}); "
+            "wait for it to finish, or open it with connect(path, read_only=True)"
+        )
+
+
+class ConfigError(SessionlensError, ValueError):
+    """An option or configuration value is out of range or malformed."""
+
+    def __init__(self, option: str, reason: str) -> None:
+        self.option = option
+        self.reason = reason
+        super().__init__(f"{option}: {reason}")
+
+
+class InputNotFoundError(SessionlensError, FileNotFoundError):
+    """A path or glob given to a loader matched no file."""
+
+    def __init__(self, pattern: str) -> None:
+        self.pattern = pattern
+        super().__init__(f"{pattern}: no such file, directory or glob match")

@@ -1,0 +1,292 @@
+"""Finding input files and reading them into ``(kind, locator, record)`` items.
+
+Owns path expansion (file, directory, glob), transparent gzip, format detection and the
+container formats (JSON document, JSON lines, CSV, Parquet) with the position of every record,
+so that a rejected record can always be reported as file plus line, row or JSON pointer.
+"""
+
+from __future__ import annotations
+
+import csv
+import glob
+import gzip
+import io
+import json
+import sys
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+import pyarrow.parquet as pq
+
+from ..errors import InputNotFoundError, TraceFormatError, UnknownFormatError
+from . import langfuse
+
+__all__ = ["FORMATS", "SourceFile", "detect", "expand_paths", "read_items"]
+
+#: Formats ``load`` accepts, with what each one is.
+FORMATS: dict[str, str] = {
+    "langfuse-trace": "Langfuse UI trace download {trace, observations} (or API single trace)",
+    "langfuse-api-v1": "Langfuse public API v1 pages {data, meta{page}} of traces/observations",
+    "langfuse-api-v2": "Langfuse API v2 observation pages {data, meta{cursor}}",
+    "langfuse-blob": "Langfuse blob-storage export: traces/observations/scores as "
+    "JSON, JSONL, CSV (.gz) or Parquet",
+}
+_SUFFIXES = (".json", ".jsonl", ".ndjson", ".csv", ".parquet")
+_BLOB_TABLES = ("traces", "observations", "observations_v2", "scores")
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    """One input file: its path, container (json, jsonl, csv, parquet) and gzip flag."""
+
+    path: Path
+    container: str
+    gzipped: bool
+
+    @property
+    def table_hint(self) -> str | None:
+        """The blob-export table named by the parent folder, if any."""
+        parent = self.path.parent.name
+        return parent if parent in _BLOB_TABLES else None
+
+
+def _container(path: Path) -> tuple[str, bool] | None:
+    name = path.name.lower()
+    gzipped = name.endswith(".gz")
+    if gzipped:
+        name = name[:-3]
+    for suffix in _SUFFIXES:
+        if name.endswith(suffix):
+            kind = suffix[1:]
+            return ("jsonl" if kind == "ndjson" else kind), gzipped
+    return None
+
+
+def _source(path: Path) -> SourceFile:
+    found = _container(path)
+    if found is None:
+        raise UnknownFormatError(
+            str(path), f"unknown file extension {path.suffix!r}", list(FORMATS)
+        )
+    return SourceFile(path, *found)
+
+
+def expand_paths(paths: Sequence[str | Path]) -> list[SourceFile]:
+    """Expand files, directories (recursively) and globs into a sorted list of input files.
+
+    Inside a directory, files without a known extension (``.json``, ``.jsonl``, ``.ndjson``,
+    ``.csv``, ``.parquet``, each optionally ``.gz``) are skipped; a file named explicitly must
+    have one.
+
+    Raises
+    ------
+    InputNotFoundError
+        A path or glob matched nothing.
+    """
+    found: dict[Path, SourceFile] = {}
+    for raw in paths:
+        text = str(raw)
+        matches = [Path(p) for p in sorted(glob.glob(text, recursive=True))]
+        if not matches and Path(text).exists():
+            matches = [Path(text)]
+        if not matches:
+            raise InputNotFoundError(text)
+        for match in matches:
+            if match.is_dir():
+                for child in sorted(match.rglob("*")):
+                    if child.is_file() and _container(child) and "manifests" not in child.parts:
+                        found.setdefault(child, _source(child))
+            elif match.is_file():
+                found.setdefault(match, _source(match))
+    return list(found.values())
+
+
+def _open_text(src: SourceFile) -> IO[str]:
+    raw: IO[bytes] = gzip.open(src.path, "rb") if src.gzipped else open(src.path, "rb")  # noqa: SIM115
+    return io.TextIOWrapper(raw, encoding="utf-8", newline="")
+
+
+def _load_document(src: SourceFile) -> Any:
+    try:
+        with _open_text(src) as handle:
+            text = handle.read()
+    except UnicodeDecodeError as exc:
+        raise TraceFormatError(str(src.path), f"byte {exc.start}", "invalid UTF-8") from exc
+    except (OSError, EOFError) as exc:
+        raise TraceFormatError(str(src.path), "file", f"cannot read: {exc}") from exc
+    if not text.strip():
+        return None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise TraceFormatError(
+            str(src.path), f"line {exc.lineno} column {exc.colno}", f"invalid JSON: {exc.msg}"
+        ) from exc
+
+
+def detect(src: SourceFile, doc: Any = None) -> str:
+    """Name the format of a file from its container and (for JSON) its parsed content.
+
+    Raises
+    ------
+    UnknownFormatError
+        The content matches no supported format; the message lists them.
+    """
+    if src.container in ("csv", "parquet"):
+        return "langfuse-blob"
+    if src.container == "jsonl":
+        first = _first_jsonl(src)
+        if isinstance(first, Mapping) and "data" in first and "meta" in first:
+            return _api_version(first)
+        if isinstance(first, Mapping) and "trace" in first and "observations" in first:
+            return "langfuse-trace"
+        return "langfuse-blob"
+    if doc is None:
+        return "langfuse-blob"  # an empty export window
+    if isinstance(doc, Mapping):
+        if "trace" in doc and "observations" in doc:
+            return "langfuse-trace"
+        if isinstance(doc.get("data"), list):
+            return _api_version(doc)
+        if "id" in doc and "timestamp" in doc:
+            return "langfuse-trace"
+    if isinstance(doc, list):
+        if not doc:
+            return "langfuse-blob"
+        head = doc[0]
+        if isinstance(head, Mapping) and isinstance(head.get("data"), list):
+            return _api_version(head)
+        if isinstance(head, Mapping) and "trace" in head and "observations" in head:
+            return "langfuse-trace"
+        if isinstance(head, Mapping) and any("_" in k for k in head):
+            return "langfuse-blob"
+    shape = type(doc).__name__
+    keys = ", ".join(list(doc)[:6]) if isinstance(doc, Mapping) else ""
+    raise UnknownFormatError(
+        str(src.path), f"a JSON {shape}" + (f" with keys {keys}" if keys else ""), list(FORMATS)
+    )
+
+
+def _api_version(page: Mapping[str, Any]) -> str:
+    # v1 pages always count pages; v2 pages carry only a cursor, absent on the last page.
+    meta = page.get("meta")
+    if isinstance(meta, Mapping) and ("page" in meta or "totalItems" in meta):
+        return "langfuse-api-v1"
+    return "langfuse-api-v2"
+
+
+def _first_jsonl(src: SourceFile) -> Any:
+    try:
+        with _open_text(src) as handle:
+            for line in handle:
+                if line.strip():
+                    return json.loads(line)
+    except (ValueError, OSError, EOFError):
+        return None  # reading reports the error with its line
+    return None
+
+
+def _jsonl_rows(src: SourceFile) -> Iterator[tuple[str, Any]]:
+    raw: IO[bytes] = gzip.open(src.path, "rb") if src.gzipped else open(src.path, "rb")  # noqa: SIM115
+    with raw:
+        try:
+            for number, line in enumerate(raw, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    yield f"line {number}", json.loads(line.decode("utf-8"))
+                except UnicodeDecodeError:
+                    yield f"line {number}", ValueError("invalid UTF-8")
+                except json.JSONDecodeError as exc:
+                    yield f"line {number}", ValueError(f"invalid JSON: {exc.msg}")
+        except (OSError, EOFError) as exc:
+            raise TraceFormatError(str(src.path), "file", f"cannot read: {exc}") from exc
+
+
+def _csv_rows(src: SourceFile) -> Iterator[tuple[str, Any]]:
+    csv.field_size_limit(sys.maxsize)
+    try:
+        with _open_text(src) as handle:
+            reader = csv.DictReader(handle)
+            start = 2
+            for row in reader:
+                if None in row:
+                    yield f"line {start}", ValueError("more fields than the header has")
+                else:
+                    # CSV has no NULL: an empty field is one, and nested values are JSON text.
+                    yield f"line {start}", {k: (v if v != "" else None) for k, v in row.items()}
+                start = reader.line_num + 1
+    except UnicodeDecodeError as exc:
+        raise TraceFormatError(str(src.path), "file", "invalid UTF-8") from exc
+    except (OSError, EOFError, csv.Error) as exc:
+        raise TraceFormatError(str(src.path), "file", f"cannot read CSV: {exc}") from exc
+
+
+def _parquet_rows(src: SourceFile) -> Iterator[tuple[str, Any]]:
+    try:
+        parquet = pq.ParquetFile(src.path)
+    except Exception as exc:  # pyarrow raises several types for a damaged file
+        raise TraceFormatError(str(src.path), "file", f"cannot read Parquet: {exc}") from exc
+    position = 0
+    for batch in parquet.iter_batches(batch_size=4096):
+        for row in batch.to_pylist():
+            position += 1
+            yield f"row {position}", row
+
+
+def read_items(src: SourceFile, fmt: str = "auto") -> tuple[str, Iterator[langfuse.Item]]:
+    """Resolve the format of ``src`` and return it with an iterator over its records.
+
+    Items are ``(kind, locator, record)``; ``kind`` is ``trace``, ``observation``, ``stub``
+    (trace fields carried by an observation row), ``score``, or ``error`` (then the record
+    is the reason). A file that cannot be read at all raises ``TraceFormatError``.
+    """
+    if fmt != "auto" and fmt not in FORMATS:
+        raise UnknownFormatError(str(src.path), f"unknown format {fmt!r}", list(FORMATS))
+    if src.container == "json":
+        doc = _load_document(src)
+        fmt = detect(src, doc) if fmt == "auto" else fmt
+        return fmt, _document_items(src, fmt, doc)
+    fmt = detect(src) if fmt == "auto" else fmt
+    if src.container == "jsonl":
+        rows = _jsonl_rows(src)
+    elif src.container == "csv":
+        rows = _csv_rows(src)
+    else:
+        rows = _parquet_rows(src)
+    if fmt == "langfuse-blob":
+        return fmt, langfuse.iter_blob_rows(rows, src.table_hint)
+    return fmt, _line_documents(rows, fmt)
+
+
+def _document_items(src: SourceFile, fmt: str, doc: Any) -> Iterator[langfuse.Item]:
+    if doc is None:
+        return
+    if fmt == "langfuse-trace":
+        docs = doc if isinstance(doc, list) else [doc]
+        for i, one in enumerate(docs):
+            yield from langfuse.iter_trace_download(one, f"/{i}" if isinstance(doc, list) else "")
+    elif fmt == "langfuse-blob":
+        if not isinstance(doc, list):
+            yield "error", "/", "a blob-export JSON file must be an array of rows"
+            return
+        rows = ((f"/{i}", row) for i, row in enumerate(doc))
+        yield from langfuse.iter_blob_rows(rows, src.table_hint)
+    else:
+        yield from langfuse.iter_api_pages(doc)
+
+
+def _line_documents(rows: Iterator[tuple[str, Any]], fmt: str) -> Iterator[langfuse.Item]:
+    for where, page in rows:
+        if isinstance(page, ValueError):
+            yield "error", where, str(page)
+            continue
+        items = (
+            langfuse.iter_trace_download(page)
+            if fmt == "langfuse-trace"
+            else langfuse.iter_api_pages(page)
+        )
+        for kind, sub, record in items:
+            yield kind, f"{where} {sub}", record

@@ -1,0 +1,250 @@
+"""The DuckDB store: ``connect`` and the ordered list of schema migrations.
+
+This module owns the canonical table definitions (see ``DESIGN.md``). A database records which
+migrations it has had in ``schema_migrations``; ``connect`` applies the missing ones in order and
+refuses a database written by a newer sessionlens, so an old install never corrupts new data.
+
+Columns beyond DESIGN.md, and why:
+
+- ``traces.source_session_id``: the session id the export gave (``session_id`` holds the
+  effective one, inferred when the export had none);
+- ``traces.is_stub``: a trace row made from observation rows alone (an observations-only
+  export); a real trace record always replaces it;
+- ``source_updated_at`` and ``row_hash`` on traces and observations: newest-wins merging of
+  overlapping exports, and an unchanged re-load writes nothing;
+- ``observations.source_file``: where each row came from, as on traces;
+- ``sessions.is_internal``: every trace of the session is internal (evals, experiments);
+- ``scores`` (Langfuse scores exports) and ``settings`` (the session gap in force).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import duckdb
+
+from .errors import DatabaseLockedError, SchemaVersionError
+
+__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "connect", "schema_version"]
+
+_M1_CANONICAL = """
+CREATE TABLE traces (
+    trace_id TEXT PRIMARY KEY,
+    session_id TEXT,
+    source_session_id TEXT,
+    user_id TEXT,
+    name TEXT,
+    start_time TIMESTAMP,
+    end_time TIMESTAMP,
+    input JSON,
+    output JSON,
+    metadata JSON,
+    tags TEXT[],
+    environment TEXT,
+    release TEXT,
+    version TEXT,
+    is_internal BOOLEAN NOT NULL DEFAULT FALSE,
+    is_stub BOOLEAN NOT NULL DEFAULT FALSE,
+    source_format TEXT,
+    source_file TEXT,
+    source_updated_at TIMESTAMP,
+    row_hash TEXT,
+    loaded_at TIMESTAMP
+);
+CREATE TABLE observations (
+    observation_id TEXT PRIMARY KEY,
+    trace_id TEXT NOT NULL,
+    parent_observation_id TEXT,
+    type TEXT NOT NULL,
+    name TEXT,
+    start_time TIMESTAMP,
+    end_time TIMESTAMP,
+    completion_start_time TIMESTAMP,
+    level TEXT,
+    status_message TEXT,
+    model TEXT,
+    provider TEXT,
+    model_parameters JSON,
+    input JSON,
+    output JSON,
+    metadata JSON,
+    input_tokens BIGINT,
+    output_tokens BIGINT,
+    total_tokens BIGINT,
+    cache_read_tokens BIGINT,
+    cache_write_tokens BIGINT,
+    reasoning_tokens BIGINT,
+    usage_details JSON,
+    reported_cost_usd DOUBLE,
+    cost_details JSON,
+    tool_name TEXT,
+    tool_call_id TEXT,
+    tool_arguments JSON,
+    source_format TEXT,
+    source_file TEXT,
+    source_updated_at TIMESTAMP,
+    row_hash TEXT,
+    loaded_at TIMESTAMP
+);
+CREATE INDEX observations_trace ON observations (trace_id);
+CREATE TABLE sessions (
+    session_id TEXT PRIMARY KEY,
+    user_id TEXT,
+    start_time TIMESTAMP,
+    end_time TIMESTAMP,
+    trace_count INTEGER,
+    origin TEXT,
+    is_internal BOOLEAN NOT NULL DEFAULT FALSE,
+    session_tag TEXT
+);
+CREATE TABLE tool_calls (
+    session_id TEXT,
+    trace_id TEXT,
+    observation_id TEXT,
+    seq INTEGER,
+    tool_name TEXT,
+    tool_call_id TEXT,
+    start_time TIMESTAMP,
+    end_time TIMESTAMP,
+    arguments JSON,
+    result JSON,
+    is_error BOOLEAN,
+    origin TEXT
+);
+CREATE TABLE conversation_turns (
+    session_id TEXT,
+    trace_id TEXT,
+    observation_id TEXT,
+    seq INTEGER,
+    role TEXT,
+    content TEXT,
+    timestamp TIMESTAMP
+);
+CREATE TABLE scores (
+    score_id TEXT PRIMARY KEY,
+    trace_id TEXT,
+    observation_id TEXT,
+    session_id TEXT,
+    name TEXT,
+    value DOUBLE,
+    string_value TEXT,
+    data_type TEXT,
+    source TEXT,
+    comment TEXT,
+    timestamp TIMESTAMP,
+    environment TEXT,
+    source_file TEXT,
+    source_updated_at TIMESTAMP,
+    loaded_at TIMESTAMP
+);
+CREATE TABLE settings (
+    key TEXT PRIMARY KEY,
+    value TEXT
+);
+CREATE TABLE load_errors (
+    source_file TEXT,
+    locator TEXT,
+    error TEXT,
+    excerpt TEXT,
+    loaded_at TIMESTAMP
+);
+"""
+
+
+def _exec(sql: str) -> Callable[[duckdb.DuckDBPyConnection], None]:
+    def apply(con: duckdb.DuckDBPyConnection) -> None:
+        for statement in filter(None, (s.strip() for s in sql.split(";"))):
+            con.execute(statement)
+
+    return apply
+
+
+#: Ordered ``(name, apply)`` pairs. Append only: a released migration never changes.
+MIGRATIONS: list[tuple[str, Callable[[duckdb.DuckDBPyConnection], None]]] = [
+    ("canonical_tables", _exec(_M1_CANONICAL)),
+]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def schema_version(con: duckdb.DuckDBPyConnection) -> int:
+    """Return the number of migrations recorded in the database (0 for a new one).
+
+    Examples
+    --------
+    >>> from sessionlens import connect
+    >>> schema_version(connect()) == SCHEMA_VERSION
+    True
+    """
+    exists = con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_migrations'"
+    ).fetchone()
+    if not exists or not exists[0]:
+        return 0
+    row = con.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchone()
+    return int(row[0]) if row else 0
+
+
+def connect(
+    path: str | Path | None = None, *, read_only: bool = False
+) -> duckdb.DuckDBPyConnection:
+    """Open (or create) a sessionlens database and bring its schema up to date.
+
+    Parameters
+    ----------
+    path : str or Path, optional
+        Database file. ``None`` (default) opens an in-memory database.
+    read_only : bool
+        Open without taking the write lock, so a notebook can read while the CLI loads.
+        Migrations are not applied to a read-only database.
+
+    Returns
+    -------
+    duckdb.DuckDBPyConnection
+
+    Raises
+    ------
+    SchemaVersionError
+        The file was written by a newer sessionlens.
+    DatabaseLockedError
+        Another process has the file open for writing.
+
+    Examples
+    --------
+    >>> con = connect()
+    >>> con.sql("SELECT count(*) FROM traces").fetchone()
+    (0,)
+    """
+    where = ":memory:" if path is None else str(path)
+    try:
+        con = duckdb.connect(where, read_only=read_only)
+    except duckdb.IOException as exc:
+        if re.search(r"lock", str(exc), re.IGNORECASE):
+            raise DatabaseLockedError(where, str(exc).splitlines()[0]) from exc
+        raise
+    found = schema_version(con)
+    if found > SCHEMA_VERSION:
+        con.close()
+        raise SchemaVersionError(where, found, SCHEMA_VERSION)
+    if read_only or found == SCHEMA_VERSION:
+        return con
+    con.begin()
+    try:
+        con.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations ("
+            "version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TIMESTAMP NOT NULL)"
+        )
+        for version, (name, apply) in enumerate(MIGRATIONS, start=1):
+            if version <= found:
+                continue
+            apply(con)
+            con.execute(
+                "INSERT INTO schema_migrations VALUES (?, ?, now()::TIMESTAMP)", [version, name]
+            )
+        con.commit()
+    except BaseException:
+        con.rollback()
+        con.close()
+        raise
+    return con
