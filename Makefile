@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck clean
+.PHONY: demo test lint typecheck docs clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,9 @@ typecheck: $(STAMP)
 
 test: lint typecheck
 	$(BIN)/pytest -q
+
+docs: $(STAMP)
+	$(BIN)/python -c "import sessionlens as sl; from sessionlens.store import schema_markdown; print(schema_markdown(sl.connect()), end='')" > docs/tables.md
 
 clean:
 	rm -rf $(VENV) demo.duckdb .pytest_cache .mypy_cache .ruff_cache

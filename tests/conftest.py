@@ -24,8 +24,15 @@ def con() -> Iterator[duckdb.DuckDBPyConnection]:
 
 def snapshot(con: duckdb.DuckDBPyConnection) -> dict[str, list[tuple[object, ...]]]:
     """Every canonical table's rows, without load timestamps, for before/after comparisons."""
-    tables = ["traces", "observations", "sessions", "tool_calls", "conversation_turns",
-              "scores", "load_errors"]
+    tables = [
+        "traces",
+        "observations",
+        "sessions",
+        "tool_calls",
+        "conversation_turns",
+        "scores",
+        "load_errors",
+    ]
     out = {}
     for table in tables:
         rel = con.table(table)

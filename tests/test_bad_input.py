@@ -16,20 +16,38 @@ from .conftest import FRAMEWORK_TRACES, snapshot
 
 
 def trace_row(i: int, **extra: Any) -> dict[str, Any]:
-    return {"id": f"t{i}", "timestamp": f"2026-09-01 08:{i:02d}:00.000000", "name": "call",
-            "environment": "default", "tags": [], "user_id": "u1", "session_id": f"s{i}",
-            "input": json.dumps({"text": "hi"}), "output": None, "metadata": {},
-            "created_at": "2026-09-01 08:00:00.000000",
-            "updated_at": "2026-09-01 09:00:00.000000", **extra}
+    return {
+        "id": f"t{i}",
+        "timestamp": f"2026-09-01 08:{i:02d}:00.000000",
+        "name": "call",
+        "environment": "default",
+        "tags": [],
+        "user_id": "u1",
+        "session_id": f"s{i}",
+        "input": json.dumps({"text": "hi"}),
+        "output": None,
+        "metadata": {},
+        "created_at": "2026-09-01 08:00:00.000000",
+        "updated_at": "2026-09-01 09:00:00.000000",
+        **extra,
+    }
 
 
 def obs_row(i: int, trace: int, **extra: Any) -> dict[str, Any]:
-    return {"id": f"o{i}", "trace_id": f"t{trace}", "type": "GENERATION", "name": "llm",
-            "start_time": f"2026-09-01 08:{trace:02d}:01.000000",
-            "end_time": f"2026-09-01 08:{trace:02d}:02.000000",
-            "provided_model_name": "gpt-4o-mini", "usage_details": {"input": 10, "output": 5},
-            "cost_details": {"total": 0.0001}, "level": "DEFAULT",
-            "updated_at": "2026-09-01 09:00:00.000000", **extra}
+    return {
+        "id": f"o{i}",
+        "trace_id": f"t{trace}",
+        "type": "GENERATION",
+        "name": "llm",
+        "start_time": f"2026-09-01 08:{trace:02d}:01.000000",
+        "end_time": f"2026-09-01 08:{trace:02d}:02.000000",
+        "provided_model_name": "gpt-4o-mini",
+        "usage_details": {"input": 10, "output": 5},
+        "cost_details": {"total": 0.0001},
+        "level": "DEFAULT",
+        "updated_at": "2026-09-01 09:00:00.000000",
+        **extra,
+    }
 
 
 def write_jsonl(path: Path, rows: list[Any]) -> Path:
@@ -45,12 +63,13 @@ def loaded(con):
 
 
 CASES = {
-    "truncated line": ('{"id": "o9", "trace_id": "t1", "type": "GENER', "line 2",
-                       "invalid JSON"),
-    "wrong type": (obs_row(9, 1, usage_details={"input": "lots"}), "line 2",
-                   "usage_details: usage.input: expected a count"),
-    "missing id": ({k: v for k, v in obs_row(9, 1).items() if k != "id"}, "line 2",
-                   "missing id"),
+    "truncated line": ('{"id": "o9", "trace_id": "t1", "type": "GENER', "line 2", "invalid JSON"),
+    "wrong type": (
+        obs_row(9, 1, usage_details={"input": "lots"}),
+        "line 2",
+        "usage_details: usage.input: expected a count",
+    ),
+    "missing id": ({k: v for k, v in obs_row(9, 1).items() if k != "id"}, "line 2", "missing id"),
 }
 
 
@@ -78,7 +97,8 @@ def test_lenient_mode_loads_the_rest_and_records_the_reject(loaded, tmp_path, ca
     assert reason in errors[0][2]
     new_obs = loaded.execute(
         "SELECT observation_id FROM observations WHERE observation_id IN ('o1', 'o2', 'o9') "
-        "ORDER BY 1").fetchall()
+        "ORDER BY 1"
+    ).fetchall()
     assert new_obs == [("o1",), ("o2",)]
     # nothing that was there before changed
     after = snapshot(loaded)

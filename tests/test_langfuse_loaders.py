@@ -117,8 +117,10 @@ def _v1_trace(doc: dict[str, Any]) -> dict[str, Any]:
 
 def test_api_v1_trace_pages_with_nested_observations(con, tmp_path: Path):
     docs = [_doc(p) for p in FILES[:6]]
-    page = {"data": [_v1_trace(d) for d in docs],
-            "meta": {"page": 1, "limit": 50, "totalItems": 6, "totalPages": 1}}
+    page = {
+        "data": [_v1_trace(d) for d in docs],
+        "meta": {"page": 1, "limit": 50, "totalItems": 6, "totalPages": 1},
+    }
     path = tmp_path / "traces-page-1.json"
     path.write_text(json.dumps(page))
     result = sl.load(con, path, strict=True)
@@ -132,9 +134,13 @@ def test_api_v1_trace_list_with_observation_ids_and_observation_pages(con, tmp_p
     trace = _v1_trace(doc)
     trace["observations"] = [o["id"] for o in doc["observations"]]  # the list endpoint's ids
     (tmp_path / "traces.json").write_text(json.dumps({"data": [trace], "meta": {"page": 1}}))
-    obs_pages = [{"data": doc["observations"][i : i + 2],
-                  "meta": {"page": i // 2 + 1, "limit": 2, "totalItems": 5, "totalPages": 3}}
-                 for i in range(0, 5, 2)]
+    obs_pages = [
+        {
+            "data": doc["observations"][i : i + 2],
+            "meta": {"page": i // 2 + 1, "limit": 2, "totalItems": 5, "totalPages": 3},
+        }
+        for i in range(0, 5, 2)
+    ]
     (tmp_path / "observations.jsonl").write_text("\n".join(json.dumps(p) for p in obs_pages))
     result = sl.load(con, tmp_path, strict=True)
     assert {f.format for f in result.files} == {"langfuse-api-v1"}
@@ -145,8 +151,12 @@ def test_api_v1_trace_list_with_observation_ids_and_observation_pages(con, tmp_p
 def _v2_row(trace: dict[str, Any], obs: dict[str, Any]) -> dict[str, Any]:
     row = {k: v for k, v in obs.items() if k not in ("model", "internalModelId")}
     row["providedModelName"] = obs.get("model")
-    row.update(traceName=trace["name"], userId=trace.get("userId") or "",
-               sessionId=trace.get("sessionId") or "", tags=trace.get("tags") or [])
+    row.update(
+        traceName=trace["name"],
+        userId=trace.get("userId") or "",
+        sessionId=trace.get("sessionId") or "",
+        tags=trace.get("tags") or [],
+    )
     for key in ("input", "output"):  # v2 always returns io as raw strings
         value = obs.get(key)
         row[key] = value if isinstance(value, str) or value is None else json.dumps(value)
@@ -156,9 +166,11 @@ def _v2_row(trace: dict[str, Any], obs: dict[str, Any]) -> dict[str, Any]:
 def test_api_v2_cursor_pages_make_traces_from_trace_fields(con, tmp_path: Path):
     doc = _doc(FRAMEWORK_TRACES / "csharp-agent-with-gemini-2026-03-09.trace.json")
     rows = [_v2_row(doc["trace"], o) for o in doc["observations"]]
-    pages = [{"data": rows[:3], "meta": {"cursor": "eyJwYWdlIjoyfQ=="}},
-             {"data": rows[3:6], "meta": {"cursor": "eyJwYWdlIjozfQ=="}},
-             {"data": rows[6:], "meta": {}}]
+    pages = [
+        {"data": rows[:3], "meta": {"cursor": "eyJwYWdlIjoyfQ=="}},
+        {"data": rows[3:6], "meta": {"cursor": "eyJwYWdlIjozfQ=="}},
+        {"data": rows[6:], "meta": {}},
+    ]
     for i, page in enumerate(pages):
         (tmp_path / f"v2-page-{i}.json").write_text(json.dumps(page))
     result = sl.load(con, tmp_path, strict=True)

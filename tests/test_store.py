@@ -10,8 +10,16 @@ from sessionlens.store import MIGRATIONS, SCHEMA_VERSION, schema_version
 
 def test_connect_creates_every_canonical_table(con):
     tables = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
-    assert {"traces", "observations", "sessions", "tool_calls", "conversation_turns",
-            "load_errors", "scores", "schema_migrations"} <= tables
+    assert {
+        "traces",
+        "observations",
+        "sessions",
+        "tool_calls",
+        "conversation_turns",
+        "load_errors",
+        "scores",
+        "schema_migrations",
+    } <= tables
     assert schema_version(con) == SCHEMA_VERSION == len(MIGRATIONS)
 
 
@@ -26,8 +34,9 @@ def test_reconnecting_applies_nothing_twice(tmp_path: Path):
 def test_newer_database_is_refused(tmp_path: Path):
     db = tmp_path / "t.duckdb"
     con = sl.connect(db)
-    con.execute("INSERT INTO schema_migrations VALUES (?, 'from_the_future', now())",
-                [SCHEMA_VERSION + 1])
+    con.execute(
+        "INSERT INTO schema_migrations VALUES (?, 'from_the_future', now())", [SCHEMA_VERSION + 1]
+    )
     con.close()
     with pytest.raises(sl.SchemaVersionError, match=r"newer than this sessionlens supports"):
         sl.connect(db)
@@ -52,8 +61,18 @@ def test_second_writer_gets_a_clear_error(tmp_path: Path):
         "try:\n    sl.connect(sys.argv[1])\n"
         "except sl.DatabaseLockedError as e:\n    print('LOCKED', e)\n"
     )
-    out = subprocess.run([sys.executable, "-c", code, str(db)], capture_output=True, text=True,
-                         check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(db)], capture_output=True, text=True, check=True
+    )
     con.close()
     assert out.stdout.startswith("LOCKED")
     assert "read_only=True" in out.stdout
+
+
+def test_docs_tables_page_matches_the_code(con):
+    from sessionlens.store import schema_markdown
+
+    from .conftest import ROOT
+
+    page = (ROOT / "docs" / "tables.md").read_text()
+    assert page == schema_markdown(con), "docs/tables.md is stale: run `make docs`"

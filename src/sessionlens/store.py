@@ -27,7 +27,7 @@ import duckdb
 
 from .errors import DatabaseLockedError, SchemaVersionError
 
-__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "connect", "schema_version"]
+__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "connect", "schema_markdown", "schema_version"]
 
 _M1_CANONICAL = """
 CREATE TABLE traces (
@@ -248,3 +248,34 @@ def connect(
         con.close()
         raise
     return con
+
+
+def schema_markdown(con: duckdb.DuckDBPyConnection) -> str:
+    """The canonical tables as Markdown (the source of ``docs/tables.md``).
+
+    ``make docs`` regenerates the page and a test checks that it matches the code.
+
+    Examples
+    --------
+    >>> print(schema_markdown(connect()).splitlines()[0])
+    # Tables
+    """
+    lines = [
+        "# Tables",
+        "",
+        "Generated from `sessionlens.store` by `make docs`; a test keeps it in step with the "
+        "code. Column meanings: `../shared/DESIGN.md` and the `store` module docstring.",
+    ]
+    tables = con.execute(
+        "SELECT table_name FROM duckdb_tables() WHERE NOT temporary AND schema_name = 'main' "
+        "ORDER BY table_name"
+    ).fetchall()
+    for (table,) in tables:
+        lines += ["", f"## `{table}`", "", "| column | type |", "|---|---|"]
+        for name, dtype in con.execute(
+            "SELECT column_name, data_type FROM duckdb_columns() "
+            "WHERE table_name = ? AND schema_name = 'main' ORDER BY column_index",
+            [table],
+        ).fetchall():
+            lines.append(f"| {name} | {dtype} |")
+    return "\n".join(lines) + "\n"

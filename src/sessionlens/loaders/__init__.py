@@ -182,7 +182,9 @@ def load(
     sources = expand_paths(paths)
     rules = internal or InternalRules()
     result = LoadResult()
-    bar = tqdm(sources, desc="loading", unit="file", disable=None if progress is None else not progress)
+    bar = tqdm(
+        sources, desc="loading", unit="file", disable=None if progress is None else not progress
+    )
     for src in bar:
         path = str(src.path)
         try:
@@ -191,9 +193,11 @@ def load(
             if strict:
                 raise
             # The whole file is unreadable (truncated JSON document, damaged gzip): one row.
-            fmt, rows, rejected = "unreadable", {"traces": [], "observations": [], "scores": []}, [
-                (exc.locator, exc.reason, "")
-            ]
+            fmt, rows, rejected = (
+                "unreadable",
+                {"traces": [], "observations": [], "scores": []},
+                [(exc.locator, exc.reason, "")],
+            )
         file_result = FileResult(path, fmt, rejected=len(rejected))
         _write_file(con, path, rows, rejected, file_result)
         result.files.append(file_result)

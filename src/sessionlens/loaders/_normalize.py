@@ -319,8 +319,10 @@ def normalize_usage(usage: Any) -> Usage:
 
 
 _PROVIDERS: list[tuple[re.Pattern[str], str]] = [
-    (re.compile(r"(^|/)(gpt-|o\d(-|$)|chatgpt|text-embedding|davinci|babbage|whisper|tts-)"),
-     "openai"),
+    (
+        re.compile(r"(^|/)(gpt-|o\d(-|$)|chatgpt|text-embedding|davinci|babbage|whisper|tts-)"),
+        "openai",
+    ),
     (re.compile(r"claude"), "anthropic"),
     (re.compile(r"gemini|gemma|palm|bison"), "google"),
     (re.compile(r"mistral|mixtral|codestral|magistral|pixtral"), "mistral"),
@@ -415,8 +417,9 @@ class InternalRules:
         if self.tags and set(self.tags) & set(tags):
             return True
         if self.metadata and isinstance(metadata, Mapping):
-            return any(str(metadata.get(k)) == str(v) for k, v in self.metadata.items()
-                       if k in metadata)
+            return any(
+                str(metadata.get(k)) == str(v) for k, v in self.metadata.items() if k in metadata
+            )
         return False
 
 

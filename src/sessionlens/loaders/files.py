@@ -104,8 +104,13 @@ def expand_paths(paths: Sequence[str | Path]) -> list[SourceFile]:
 
 
 def _open_text(src: SourceFile) -> IO[str]:
-    raw: IO[bytes] = gzip.open(src.path, "rb") if src.gzipped else open(src.path, "rb")  # noqa: SIM115
-    return io.TextIOWrapper(raw, encoding="utf-8", newline="")
+    return io.TextIOWrapper(_open_bytes(src), encoding="utf-8", newline="")
+
+
+def _open_bytes(src: SourceFile) -> IO[bytes]:
+    if src.gzipped:
+        return gzip.open(src.path, "rb")  # type: ignore[return-value]
+    return open(src.path, "rb")
 
 
 def _load_document(src: SourceFile) -> Any:
@@ -189,8 +194,7 @@ def _first_jsonl(src: SourceFile) -> Any:
 
 
 def _jsonl_rows(src: SourceFile) -> Iterator[tuple[str, Any]]:
-    raw: IO[bytes] = gzip.open(src.path, "rb") if src.gzipped else open(src.path, "rb")  # noqa: SIM115
-    with raw:
+    with _open_bytes(src) as raw:
         try:
             for number, line in enumerate(raw, start=1):
                 if not line.strip():

@@ -49,20 +49,66 @@ __all__ = [
 Item = tuple[str, str, Any]  # (kind, locator, raw record)
 
 OBSERVATION_TYPES = frozenset(
-    "GENERATION SPAN EVENT TOOL AGENT CHAIN RETRIEVER EMBEDDING GUARDRAIL EVALUATOR".split()
+    [
+        "GENERATION",
+        "SPAN",
+        "EVENT",
+        "TOOL",
+        "AGENT",
+        "CHAIN",
+        "RETRIEVER",
+        "EMBEDDING",
+        "GUARDRAIL",
+        "EVALUATOR",
+    ]
 )
 _LEVELS = frozenset({"DEBUG", "DEFAULT", "WARNING", "ERROR"})
 
-TRACE_HASHED = (
-    "source_session_id user_id name start_time end_time input output metadata tags "
-    "environment release version is_internal is_stub"
-).split()
-OBSERVATION_HASHED = (
-    "trace_id parent_observation_id type name start_time end_time completion_start_time level "
-    "status_message model provider model_parameters input output metadata input_tokens "
-    "output_tokens total_tokens cache_read_tokens cache_write_tokens reasoning_tokens "
-    "usage_details reported_cost_usd cost_details tool_name tool_call_id tool_arguments"
-).split()
+TRACE_HASHED = [
+    "source_session_id",
+    "user_id",
+    "name",
+    "start_time",
+    "end_time",
+    "input",
+    "output",
+    "metadata",
+    "tags",
+    "environment",
+    "release",
+    "version",
+    "is_internal",
+    "is_stub",
+]
+OBSERVATION_HASHED = [
+    "trace_id",
+    "parent_observation_id",
+    "type",
+    "name",
+    "start_time",
+    "end_time",
+    "completion_start_time",
+    "level",
+    "status_message",
+    "model",
+    "provider",
+    "model_parameters",
+    "input",
+    "output",
+    "metadata",
+    "input_tokens",
+    "output_tokens",
+    "total_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "reasoning_tokens",
+    "usage_details",
+    "reported_cost_usd",
+    "cost_details",
+    "tool_name",
+    "tool_call_id",
+    "tool_arguments",
+]
 
 
 def _snake(record: Mapping[str, Any]) -> dict[str, Any]:
@@ -232,9 +278,7 @@ def map_observation(record: Any, *, source_format: str) -> dict[str, Any]:
         usage_raw = decode_json(rec.get("provided_usage_details"))
     if not usage_raw and isinstance(rec.get("usage"), Mapping):
         # API v1's deprecated ``usage`` object: {input, output, total, unit, *Cost}.
-        usage_raw = {
-            k: v for k, v in rec["usage"].items() if k in ("input", "output", "total")
-        }
+        usage_raw = {k: v for k, v in rec["usage"].items() if k in ("input", "output", "total")}
     try:
         usage = normalize_usage(usage_raw or None)
     except ValueError as exc:
@@ -247,10 +291,19 @@ def map_observation(record: Any, *, source_format: str) -> dict[str, Any]:
     input_value = decode_json(rec.get("input"))
     tool_name = tool_call_id = tool_arguments = None
     if obs_type == "TOOL":
-        tool_name = to_text(_attr(metadata, "gen_ai.tool.name", "tool.name", "tool_name"))
+        tool_name = to_text(
+            _attr(metadata, "gen_ai.tool.name", "tool.name", "ai.toolCall.name", "tool_name")
+        )
         tool_name = tool_name or to_text(rec.get("name"))
         tool_call_id = to_text(
-            _attr(metadata, "gen_ai.tool.call.id", "tool_call_id", "tool.call.id", "toolCallId")
+            _attr(
+                metadata,
+                "gen_ai.tool.call.id",
+                "ai.toolCall.id",
+                "tool_call_id",
+                "tool.call.id",
+                "toolCallId",
+            )
         )
         arguments = _attr(metadata, "gen_ai.tool.call.arguments", "tool.parameters")
         tool_arguments = json_text(decode_json(arguments)) if arguments is not None else None
@@ -379,9 +432,7 @@ def blob_kind(record: Mapping[str, Any], hint: str | None) -> str:
     return "trace"
 
 
-def iter_blob_rows(
-    rows: Iterator[tuple[str, Any]], hint: str | None
-) -> Iterator[Item]:
+def iter_blob_rows(rows: Iterator[tuple[str, Any]], hint: str | None) -> Iterator[Item]:
     """Items of a blob-export table, one per row, kind from the folder or the columns."""
     for where, row in rows:
         if isinstance(row, ValueError):
