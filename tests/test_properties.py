@@ -17,8 +17,12 @@ from sessionlens.loaders._normalize import parse_timestamp
 counts = st.integers(min_value=0, max_value=10**7)
 usage = st.fixed_dictionaries(
     {"input": counts, "output": counts},
-    optional={"input_cache_read": counts, "input_cache_creation": counts,
-              "output_reasoning": counts, "input_audio": counts},
+    optional={
+        "input_cache_read": counts,
+        "input_cache_creation": counts,
+        "output_reasoning": counts,
+        "input_audio": counts,
+    },
 )
 
 
@@ -29,14 +33,20 @@ def test_langfuse_tokens_are_preserved_and_reloads_add_nothing(usages, split):
         folder = Path(tmp) / "observations"
         folder.mkdir()
         rows = [
-            {"id": f"o{i}", "trace_id": f"t{i % 3}", "type": "GENERATION",
-             "start_time": f"2026-09-01 08:00:{i:02d}.000000", "usage_details": u,
-             "provided_model_name": "gpt-4o-mini", "updated_at": "2026-09-01 09:00:00.000000"}
+            {
+                "id": f"o{i}",
+                "trace_id": f"t{i % 3}",
+                "type": "GENERATION",
+                "start_time": f"2026-09-01 08:00:{i:02d}.000000",
+                "usage_details": u,
+                "provided_model_name": "gpt-4o-mini",
+                "updated_at": "2026-09-01 09:00:00.000000",
+            }
             for i, u in enumerate(usages)
         ]
         # two overlapping windows: every row once or twice
-        (folder / "a.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[:split + 1]))
-        (folder / "b.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[split // 2:]))
+        (folder / "a.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[: split + 1]))
+        (folder / "b.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[split // 2 :]))
         con = sl.connect()
         sl.load(con, folder, strict=True)
         want_in = sum(v for u in usages for k, v in u.items() if k.startswith("input"))
@@ -52,8 +62,9 @@ def test_langfuse_tokens_are_preserved_and_reloads_add_nothing(usages, split):
 
 
 @given(
-    instant=st.datetimes(min_value=datetime(1990, 1, 1), max_value=datetime(2090, 1, 1),
-                         timezones=st.just(UTC)),
+    instant=st.datetimes(
+        min_value=datetime(1990, 1, 1), max_value=datetime(2090, 1, 1), timezones=st.just(UTC)
+    ),
     offset_minutes=st.integers(-14 * 60, 14 * 60),
 )
 def test_every_timestamp_spelling_means_the_same_instant(instant, offset_minutes):

@@ -67,8 +67,10 @@ def _cmd_demo(args: argparse.Namespace) -> int:
             "SELECT tool_name, count(*) FROM tool_calls GROUP BY ALL ORDER BY 2 DESC, 1 LIMIT 8"
         ).fetchall():
             print(f"  {name:<24}{count:>6}")
-        print(f"\nexplore it: python -c \"import sessionlens as sl; "
-              f"print(sl.connect('{db}', read_only=True).table('sessions').df())\"")
+        print(
+            f'\nexplore it: python -c "import sessionlens as sl; '
+            f"print(sl.connect('{db}', read_only=True).table('sessions').df())\""
+        )
     finally:
         con.close()
     return 0

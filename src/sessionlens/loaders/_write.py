@@ -3,7 +3,7 @@
 Rows are staged through Arrow into temporary tables and merged with ``INSERT ... ON CONFLICT
 DO UPDATE`` guarded by the record's ``updated_at`` and content hash, so that
 
-- a re-load of the same export changes nothing (same hash, no write);
+- a re-load of the same export changes nothing (same age and hash, no write);
 - overlapping export windows add each record once, and the newest ``updated_at`` wins;
 - a placeholder trace made from observation rows never replaces a real trace record.
 
@@ -71,7 +71,7 @@ def merge_rows(
 
     Within the batch the newest ``source_updated_at`` per id wins (a real trace before a
     placeholder, a later position on ties); against the table the incoming row replaces the
-    stored one only if its content differs and it is not older.
+    stored one if it is newer, or as new but with other content.
     """
     if not rows:
         return 0
@@ -94,26 +94,31 @@ def merge_rows(
     finally:
         con.unregister("_sessionlens_batch")
     target = _q(table)
-    updates = ", ".join(f"{_q(n)} = excluded.{_q(n)}" for n in names if n != key)
+    # ``session_id`` is left to session grouping, which must see the old value to know which
+    # sessions' derived rows to rebuild.
+    updates = ", ".join(
+        f"{_q(n)} = excluded.{_q(n)}" for n in names if n not in (key, "session_id")
+    )
+    newer = (
+        f"coalesce(excluded.source_updated_at, '-infinity'::TIMESTAMP) > "
+        f"coalesce({target}.source_updated_at, '-infinity'::TIMESTAMP)"
+    )
+    # Same age but different content (a corrected re-export) also replaces; same age and
+    # same content is a re-load and writes nothing.
+    changed = (
+        f"(excluded.row_hash IS DISTINCT FROM {target}.row_hash AND "
+        f"coalesce(excluded.source_updated_at, '-infinity'::TIMESTAMP) = "
+        f"coalesce({target}.source_updated_at, '-infinity'::TIMESTAMP))"
+    )
     if table == "traces":
         guard = (
             f"(NOT excluded.is_stub OR {target}.is_stub) AND "
-            f"excluded.row_hash IS DISTINCT FROM {target}.row_hash AND "
-            f"(({target}.is_stub AND NOT excluded.is_stub) OR "
-            f"coalesce(excluded.source_updated_at, '-infinity'::TIMESTAMP) >= "
-            f"coalesce({target}.source_updated_at, '-infinity'::TIMESTAMP))"
+            f"(({target}.is_stub AND NOT excluded.is_stub) OR {newer} OR {changed})"
         )
     elif table == "observations":
-        guard = (
-            f"excluded.row_hash IS DISTINCT FROM {target}.row_hash AND "
-            f"coalesce(excluded.source_updated_at, '-infinity'::TIMESTAMP) >= "
-            f"coalesce({target}.source_updated_at, '-infinity'::TIMESTAMP)"
-        )
+        guard = f"({newer} OR {changed})"
     else:
-        guard = (
-            f"coalesce(excluded.source_updated_at, '-infinity'::TIMESTAMP) > "
-            f"coalesce({target}.source_updated_at, '-infinity'::TIMESTAMP)"
-        )
+        guard = newer
     if table == "traces":
         # The effective session id starts as the exported one; grouping refines it later.
         select = f"SELECT * REPLACE (source_session_id AS session_id) FROM {stage}"

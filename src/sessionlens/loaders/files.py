@@ -235,7 +235,7 @@ def _parquet_rows(src: SourceFile) -> Iterator[tuple[str, Any]]:
         raise TraceFormatError(str(src.path), "file", f"cannot read Parquet: {exc}") from exc
     position = 0
     for batch in parquet.iter_batches(batch_size=4096):
-        for row in batch.to_pylist():
+        for row in batch.to_pylist(maps_as_pydicts="strict"):
             position += 1
             yield f"row {position}", row
 
