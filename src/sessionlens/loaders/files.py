@@ -100,7 +100,10 @@ def expand_paths(paths: Sequence[str | Path]) -> list[SourceFile]:
                         found.setdefault(child, _source(child))
             elif match.is_file():
                 found.setdefault(match, _source(match))
-    return list(found.values())
+    # Traces before their observations: a blob export's observations then attach to real
+    # traces instead of creating placeholders that the traces file replaces.
+    rank = {table: i for i, table in enumerate(_BLOB_TABLES)}
+    return sorted(found.values(), key=lambda s: (rank.get(s.table_hint or "", 0), str(s.path)))
 
 
 def _open_text(src: SourceFile) -> IO[str]:
