@@ -12,6 +12,7 @@ and turns it into a ``TraceFormatError`` or a ``load_errors`` row.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -39,6 +40,7 @@ __all__ = [
 _CAMEL = re.compile(r"(?<=[a-z0-9])([A-Z])")
 
 
+@functools.lru_cache(maxsize=4096)
 def camel_to_snake(key: str) -> str:
     """``traceId`` -> ``trace_id``; snake_case keys pass through unchanged.
 
