@@ -17,6 +17,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from ._scope import clear_sessions
 from .messages import decode_json_value, extract_messages
 
 __all__ = ["rebuild_tool_calls"]
@@ -123,8 +124,6 @@ WHERE o.type = 'GENERATION' AND o.output IS NOT NULL AND NOT coalesce(t.is_inter
 ORDER BY t.session_id, o.start_time, o.observation_id
 """
 
-_SCOPE = "AND t.session_id IN (SELECT unnest($session_ids::VARCHAR[]))"
-
 
 def rebuild_tool_calls(
     con: duckdb.DuckDBPyConnection, *, session_ids: Sequence[str] | None = None
@@ -161,17 +160,7 @@ def rebuild_tool_calls(
     >>> con.sql("SELECT seq, tool_name, origin FROM tool_calls").fetchall()
     [(1, 'get_weather', 'tool_observation')]
     """
-    params: dict[str, Any] = {}
-    scope = ""
-    if session_ids is not None:
-        params["session_ids"] = list(session_ids)
-        scope = _SCOPE
-        con.execute(
-            "DELETE FROM tool_calls WHERE session_id IN (SELECT unnest($session_ids::VARCHAR[]))",
-            params,
-        )
-    else:
-        con.execute("DELETE FROM tool_calls")
+    scope, params = clear_sessions(con, "tool_calls", session_ids)
 
     rows = con.execute(_GENERATIONS_SQL.format(scope=scope), params).fetchall()
     gen_calls = pa.Table.from_pylist(_generation_calls(rows), schema=_GEN_SCHEMA)

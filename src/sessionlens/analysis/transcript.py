@@ -18,6 +18,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from ._scope import clear_sessions
 from .messages import Message, Role, decode_json_value, extract_messages
 
 __all__ = ["rebuild_conversation_turns", "render_message"]
@@ -36,7 +37,6 @@ _SCHEMA = pa.schema(
     ]
 )
 
-_SCOPE = "AND t.session_id IN (SELECT unnest($session_ids::VARCHAR[]))"
 
 # One row per payload-bearing event: each generation, and each trace that has no generation
 # with a payload (then its own input/output stand in for the conversation).
@@ -94,18 +94,7 @@ def rebuild_conversation_turns(
     >>> con.sql("SELECT seq, role, content FROM conversation_turns ORDER BY seq").fetchall()
     [(1, 'user', 'Hi'), (2, 'assistant', 'Hello!')]
     """
-    params: dict[str, Any] = {}
-    scope = ""
-    if session_ids is not None:
-        params["session_ids"] = list(session_ids)
-        scope = _SCOPE
-        con.execute(
-            "DELETE FROM conversation_turns "
-            "WHERE session_id IN (SELECT unnest($session_ids::VARCHAR[]))",
-            params,
-        )
-    else:
-        con.execute("DELETE FROM conversation_turns")
+    scope, params = clear_sessions(con, "conversation_turns", session_ids)
 
     events = con.execute(_EVENTS_SQL.format(scope=scope), params).fetchall()
     rows = list(_turns(events))
