@@ -17,8 +17,8 @@ demo: $(STAMP)
 	$(BIN)/sessionlens demo --db demo.duckdb
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
