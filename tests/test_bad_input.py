@@ -178,3 +178,46 @@ def test_empty_export_window_loads_nothing(con, tmp_path):
     path.write_text("")
     result = sl.load(con, path, strict=True)
     assert (result.traces, result.observations, result.rejected) == (0, 0, 0)
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        (
+            "observations/w.jsonl",
+            json.dumps(obs_row(1, 1, type="BANANA")) + "\n",
+            r"w\.jsonl, line 1: type: unknown observation type 'BANANA'",
+        ),
+        (
+            "observations/w.jsonl",
+            json.dumps(obs_row(1, 1, level="LOUD")) + "\n",
+            r"w\.jsonl, line 1: level: unknown level 'LOUD'",
+        ),
+        (
+            "traces/w.json",
+            json.dumps({"id": "t1", "rows": []}),
+            r"w\.json, /: a blob-export JSON file must be an array of rows",
+        ),
+        (
+            "page.json",
+            json.dumps([{"data": []}, {"meta": {}}]),
+            r"page\.json, /1: expected an API page with a 'data' list",
+        ),
+        (
+            "traces/w.csv",
+            "id,timestamp\nt1,2026-09-01 08:00:00,extra\n",
+            r"w\.csv, line 2: more fields than the header has",
+        ),
+    ],
+    ids=["observation-type", "level", "blob-json-object", "api-page", "csv-extra-field"],
+)
+def test_malformed_records_name_their_position(con, tmp_path, name, content, message):
+    path = tmp_path / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(content)
+    # a JSON object in a blob folder is only read as a blob file when the user says so
+    fmt = "langfuse-blob" if name.endswith("w.json") else "auto"
+    with pytest.raises(sl.TraceFormatError, match=message):
+        sl.load(con, path, strict=True, format=fmt)
+    assert con.execute("SELECT count(*) FROM traces").fetchone() == (0,)
+    assert sl.load(con, path, format=fmt).rejected == 1
