@@ -14,7 +14,14 @@ Columns beyond DESIGN.md, and why:
   overlapping exports, and an unchanged re-load writes nothing;
 - ``observations.source_file``: where each row came from, as on traces;
 - ``sessions.is_internal``: every trace of the session is internal (evals, experiments);
-- ``scores`` (Langfuse scores exports) and ``settings`` (the session gap in force).
+- ``scores`` (Langfuse scores exports) and ``settings`` (the session gap in force);
+- ``model_prices.model_match`` is a regular expression matched against the whole model name
+  (case-insensitive); ``priority`` orders overlapping sources (user over Langfuse over
+  genai-prices) and ``model_name`` is the price entry's own name;
+- ``session_analysis`` adds, beyond DESIGN.md: the session's user, times and internal flag
+  (so reports need no join), the expected flow and goal indicators, failed tool calls, every
+  token kind, unpriced models, the spend of internal traces (evaluators) kept apart from
+  ``cost_usd``, the models used, and ``config_fingerprint`` (flows, taxonomy, prices in force).
 """
 
 from __future__ import annotations
@@ -161,9 +168,66 @@ def _exec(sql: str) -> Callable[[duckdb.DuckDBPyConnection], None]:
     return apply
 
 
+_M2_ANALYSIS = """
+CREATE TABLE model_prices (
+    provider TEXT,
+    model_match TEXT NOT NULL,
+    model_name TEXT,
+    valid_from TIMESTAMP,
+    valid_to TIMESTAMP,
+    input_usd_per_mtok DOUBLE,
+    output_usd_per_mtok DOUBLE,
+    cache_read_usd_per_mtok DOUBLE,
+    cache_write_usd_per_mtok DOUBLE,
+    reasoning_usd_per_mtok DOUBLE,
+    priority INTEGER NOT NULL,
+    source TEXT NOT NULL
+);
+CREATE TABLE session_analysis (
+    session_id TEXT PRIMARY KEY,
+    user_id TEXT,
+    start_time TIMESTAMP,
+    end_time TIMESTAMP,
+    is_internal BOOLEAN,
+    caller_intent_type TEXT,
+    caller_intent_confidence DOUBLE,
+    caller_intent_summary TEXT,
+    booking_details_json JSON,
+    tool_sequence_json JSON,
+    expected_flow_json JSON,
+    completion_rate DOUBLE,
+    drop_off_step TEXT,
+    goals_json JSON,
+    goal_completion DOUBLE,
+    status TEXT,
+    turn_count INTEGER,
+    tool_call_count INTEGER,
+    failed_tool_calls INTEGER,
+    error_count INTEGER,
+    input_tokens BIGINT,
+    output_tokens BIGINT,
+    cache_read_tokens BIGINT,
+    cache_write_tokens BIGINT,
+    reasoning_tokens BIGINT,
+    cost_usd DOUBLE,
+    cost_source TEXT,
+    unpriced_models TEXT[],
+    internal_cost_usd DOUBLE,
+    models TEXT[],
+    duration_seconds DOUBLE,
+    session_tag TEXT,
+    analyzer_version TEXT,
+    config_fingerprint TEXT,
+    input_fingerprint TEXT,
+    analyzed_at TIMESTAMP,
+    created_at TIMESTAMP
+)
+"""
+
 #: Ordered ``(name, apply)`` pairs. Append only: a released migration never changes.
 MIGRATIONS: list[tuple[str, Callable[[duckdb.DuckDBPyConnection], None]]] = [
     ("canonical_tables", _exec(_M1_CANONICAL)),
+    ("analysis_tables", _exec(_M2_ANALYSIS)),
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

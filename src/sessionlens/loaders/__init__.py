@@ -9,7 +9,7 @@ leaves the database exactly as it was.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,10 +22,18 @@ from ..analysis.tools import rebuild_tool_calls
 from ..analysis.transcript import rebuild_conversation_turns
 from ..errors import TraceFormatError
 from . import _write, langfuse
-from ._normalize import InternalRules
+from ._normalize import InternalRules, row_hash
 from .files import FORMATS, SourceFile, expand_paths, read_items
 
-__all__ = ["FORMATS", "FileResult", "InternalRules", "LoadResult", "load"]
+__all__ = [
+    "FORMATS",
+    "FileResult",
+    "InternalRules",
+    "LoadResult",
+    "load",
+    "map_items",
+    "write_file",
+]
 
 _EXCERPT = 200
 
@@ -68,13 +76,38 @@ def _excerpt(record: Any) -> str:
     return text if len(text) <= _EXCERPT else text[: _EXCERPT - 1] + "…"
 
 
-def _map_file(
-    src: SourceFile, fmt: str, *, rules: InternalRules, strict: bool
-) -> tuple[str, dict[str, list[dict[str, Any]]], list[tuple[str, str, str]]]:
-    fmt, items = read_items(src, fmt)
+_ROW_HASHED = {
+    "traces": langfuse.TRACE_HASHED,
+    "observations": langfuse.OBSERVATION_HASHED,
+    "scores": None,
+}
+
+
+def _canonical(table: str, record: Any) -> dict[str, Any]:
+    if not isinstance(record, dict):
+        raise ValueError(f"expected a {table} row, got {type(record).__name__}")
+    row = dict(record)
+    hashed = _ROW_HASHED[table]
+    if hashed is not None:
+        row["row_hash"] = row_hash(row.get(k) for k in hashed)
+    return row
+
+
+def map_items(
+    path: str,
+    fmt: str,
+    items: Iterable[langfuse.Item],
+    *,
+    rules: InternalRules,
+    strict: bool,
+) -> tuple[dict[str, list[dict[str, Any]]], list[tuple[str, str, str]]]:
+    """Map ``(kind, locator, record)`` items to canonical rows and rejects.
+
+    Readers of every format feed this: Langfuse-shaped records go through the Langfuse
+    mappers, ``*_row`` items are canonical already and only get their content hash.
+    """
     rows: dict[str, list[dict[str, Any]]] = {"traces": [], "observations": [], "scores": []}
     rejected: list[tuple[str, str, str]] = []
-    path = str(src.path)
     for kind, where, record in items:
         try:
             if kind == "error":
@@ -89,15 +122,27 @@ def _map_file(
                 rows["observations"].append(langfuse.map_observation(record, source_format=fmt))
             elif kind == "score":
                 rows["scores"].append(langfuse.map_score(record))
+            elif kind.endswith("_row") and kind[:-4] + "s" in rows:
+                rows[kind[:-4] + "s"].append(_canonical(kind[:-4] + "s", record))
+            else:
+                raise ValueError(f"unknown item kind {kind!r}")
         except ValueError as exc:
             if strict:
                 raise TraceFormatError(path, where, str(exc)) from exc
             if kind != "stub":  # the observation itself reports the same problem
                 rejected.append((where, str(exc), _excerpt(record if kind != "error" else "")))
+    return rows, rejected
+
+
+def _map_file(
+    src: SourceFile, fmt: str, *, rules: InternalRules, strict: bool
+) -> tuple[str, dict[str, list[dict[str, Any]]], list[tuple[str, str, str]]]:
+    fmt, items = read_items(src, fmt)
+    rows, rejected = map_items(str(src.path), fmt, items, rules=rules, strict=strict)
     return fmt, rows, rejected
 
 
-def _write_file(
+def write_file(
     con: duckdb.DuckDBPyConnection,
     path: str,
     rows: dict[str, list[dict[str, Any]]],
@@ -199,7 +244,7 @@ def load(
                 [(exc.locator, exc.reason, "")],
             )
         file_result = FileResult(path, fmt, rejected=len(rejected))
-        _write_file(con, path, rows, rejected, file_result)
+        write_file(con, path, rows, rejected, file_result)
         result.files.append(file_result)
     totals = con.execute(
         "SELECT (SELECT count(*) FROM traces), (SELECT count(*) FROM observations), "

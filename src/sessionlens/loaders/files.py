@@ -13,7 +13,7 @@ import gzip
 import io
 import json
 import sys
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 from ..errors import InputNotFoundError, TraceFormatError, UnknownFormatError
 from . import langfuse
 
-__all__ = ["FORMATS", "SourceFile", "detect", "expand_paths", "read_items"]
+__all__ = ["FORMATS", "READERS", "Reader", "SourceFile", "detect", "expand_paths", "read_items"]
 
 #: Formats ``load`` accepts, with what each one is.
 FORMATS: dict[str, str] = {
@@ -33,6 +33,42 @@ FORMATS: dict[str, str] = {
     "langfuse-blob": "Langfuse blob-storage export: traces/observations/scores as "
     "JSON, JSONL, CSV (.gz) or Parquet",
 }
+
+
+@dataclass(frozen=True)
+class Reader:
+    """A file format beyond Langfuse's, plugged into detection and reading.
+
+    ``sniff`` gets the parsed JSON document (``.json``) or the first record (JSON lines, CSV,
+    Parquet) and says whether the file is this format; readers are asked before the Langfuse
+    fallbacks, in registration order. ``read_document`` maps a parsed JSON document and
+    ``read_rows`` maps ``(locator, record)`` rows (a ``ValueError`` in place of a record is a
+    bad line) into items. Items are ``(kind, locator, record)`` where ``kind`` is a Langfuse
+    kind (``trace``, ``observation``, ``stub``, ``score``: mapped by the Langfuse mappers),
+    ``trace_row`` / ``observation_row`` / ``score_row`` (an already canonical row), or
+    ``error`` (the record is the reason).
+    """
+
+    name: str
+    description: str
+    sniff: Callable[[SourceFile, Any], bool]
+    read_document: Callable[[SourceFile, Any], Iterator[langfuse.Item]] | None = None
+    read_rows: Callable[[SourceFile, Iterator[tuple[str, Any]]], Iterator[langfuse.Item]] | None = (
+        None
+    )
+
+
+#: Registered non-Langfuse readers, by format name.
+READERS: dict[str, Reader] = {}
+
+
+def register(reader: Reader) -> Reader:
+    """Add ``reader`` to detection, ``FORMATS`` and ``read_items``."""
+    READERS[reader.name] = reader
+    FORMATS[reader.name] = reader.description
+    return reader
+
+
 _SUFFIXES = (".json", ".jsonl", ".ndjson", ".csv", ".parquet")
 _BLOB_TABLES = ("traces", "observations", "observations_v2", "scores")
 
@@ -142,10 +178,14 @@ def detect(src: SourceFile, doc: Any = None) -> str:
     UnknownFormatError
         The content matches no supported format; the message lists them.
     """
+    head = doc if src.container == "json" else _first_record(src)
+    for reader in READERS.values():
+        if head is not None and reader.sniff(src, head):
+            return reader.name
     if src.container in ("csv", "parquet"):
         return "langfuse-blob"
     if src.container == "jsonl":
-        first = _first_jsonl(src)
+        first = head
         if isinstance(first, Mapping) and "data" in first and "meta" in first:
             return _api_version(first)
         if isinstance(first, Mapping) and "trace" in first and "observations" in first:
@@ -193,6 +233,18 @@ def _first_jsonl(src: SourceFile) -> Any:
                     return json.loads(line)
     except (ValueError, OSError, EOFError):
         return None  # reading reports the error with its line
+    return None
+
+
+def _first_record(src: SourceFile) -> Any:
+    if src.container == "jsonl":
+        return _first_jsonl(src)
+    try:
+        rows = _csv_rows(src) if src.container == "csv" else _parquet_rows(src)
+        for _, row in rows:
+            return None if isinstance(row, ValueError) else row
+    except TraceFormatError:
+        return None  # reading reports the error
     return None
 
 
@@ -255,6 +307,13 @@ def read_items(src: SourceFile, fmt: str = "auto") -> tuple[str, Iterator[langfu
     if src.container == "json":
         doc = _load_document(src)
         fmt = detect(src, doc) if fmt == "auto" else fmt
+        reader = READERS.get(fmt)
+        if reader is not None:
+            if reader.read_document is None:
+                raise UnknownFormatError(
+                    str(src.path), f"{fmt} does not come as one JSON document", list(FORMATS)
+                )
+            return fmt, reader.read_document(src, doc)
         return fmt, _document_items(src, fmt, doc)
     fmt = detect(src) if fmt == "auto" else fmt
     if src.container == "jsonl":
@@ -263,6 +322,13 @@ def read_items(src: SourceFile, fmt: str = "auto") -> tuple[str, Iterator[langfu
         rows = _csv_rows(src)
     else:
         rows = _parquet_rows(src)
+    reader = READERS.get(fmt)
+    if reader is not None:
+        if reader.read_rows is None:
+            raise UnknownFormatError(
+                str(src.path), f"{fmt} does not come as {src.container} rows", list(FORMATS)
+            )
+        return fmt, reader.read_rows(src, rows)
     if fmt == "langfuse-blob":
         return fmt, langfuse.iter_blob_rows(rows, src.table_hint)
     return fmt, _line_documents(rows, fmt)
