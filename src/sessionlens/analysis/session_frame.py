@@ -1,0 +1,160 @@
+"""The per-session analysis frame: flows, sequences, cost, counts and status in one Ibis table.
+
+This module owns how the analyses combine into one row per session (everything
+``session_analysis`` holds except the cache's bookkeeping) and the input fingerprint the cache
+compares. Both are Ibis expressions, so they run wherever the canonical tables live; the cache
+(:mod:`sessionlens.cache`) decides which sessions to compute and writes the rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+import ibis
+import ibis.expr.types as ir
+import pyarrow as pa
+
+from ._ibis import backend
+from .cost import session_costs
+from .flows import Flow
+from .sequences import flow_progress, tool_sequences
+
+__all__ = ["session_fingerprints", "session_frame"]
+
+
+def session_fingerprints(con: Any, *, include_internal: bool = False) -> ir.Table:
+    """Per analysable session, a hash of its trace and observation rows (ids and content).
+
+    XOR of per-row hashes makes it independent of row order, so every engine computes it
+    without ordered aggregation.
+    """
+    db = backend(con)
+    obs, traces, sessions = db.table("observations"), db.table("traces"), db.table("sessions")
+    oh = obs.select("trace_id", h=obs.observation_id.concat(obs.row_hash.fill_null("")).hash())
+    per_trace = oh.group_by("trace_id").aggregate(ox=oh.h.bit_xor(), on=oh.count())
+    th = traces.select(
+        "trace_id", "session_id", h=traces.trace_id.concat(traces.row_hash.fill_null("")).hash()
+    )
+    j = th.left_join(per_trace, "trace_id")
+    per = j.group_by("session_id").aggregate(
+        tx=j.h.bit_xor(), ox=j.ox.bit_xor(), n=j.on.sum(), tn=j.count()
+    )
+    if not include_internal:
+        sessions = sessions.filter(~sessions.is_internal)
+    s = sessions.select("session_id").join(per, "session_id")
+    fp = (
+        s.tn.cast("string")
+        .concat(":", s.n.fill_null(0).cast("string"), ":", s.tx.cast("string"), ":")
+        .concat(s.ox.fill_null(0).cast("string"))
+    )
+    return s.select("session_id", input_fingerprint=fp)
+
+
+def session_frame(
+    con: Any,
+    py: pa.Table,
+    *,
+    flows: Mapping[str, Flow],
+    as_of: datetime,
+    inactivity: timedelta,
+) -> ir.Table:
+    """Every ``session_analysis`` column but the cache bookkeeping, for the sessions in ``py``.
+
+    ``py`` holds the Python pass's results per session (intent, details, goals); the rest is
+    Ibis over the canonical tables. Status: ``completed`` when the flow's success step was
+    reached in order (or, for an intent without a flow, every declared success goal was met);
+    else ``in_progress`` when the last activity is within ``inactivity`` of ``as_of``; else
+    ``failed`` when the session ended on an error (its last tool call failed, or its last
+    trace holds an ERROR observation); else ``abandoned``. ``tool_calls`` is an array of
+    structs the writer stores as ``tool_sequence_json``.
+    """
+    db = backend(con)
+    todo = ibis.memtable(py)
+    assign = todo.select("session_id", intent=todo.intent)
+    prog = flow_progress(db, assignments=assign, flows=flows).drop("intent")
+    seqs = tool_sequences(db, assignments=assign, flows=flows)
+    costs = session_costs(db, session_ids=todo.select("session_id"))
+    sessions = db.table("sessions").semi_join(todo, "session_id")
+    traces = db.table("traces").semi_join(todo, "session_id")
+    traces = traces.filter(~traces.is_internal)
+    obs = db.table("observations").semi_join(traces, "trace_id")
+    turns = db.table("conversation_turns").semi_join(todo, "session_id")
+    turns = turns.filter(turns.role != "system")
+    turn_counts = turns.group_by("session_id").aggregate(turn_count=turns.count())
+    err = obs.group_by("trace_id").aggregate(errors=(obs.level == "ERROR").sum())
+    tj = traces.select("trace_id", "session_id", "start_time").left_join(err, "trace_id")
+    errs = tj.group_by("session_id").aggregate(
+        error_count=tj.errors.fill_null(0).sum(),
+        last_start=tj.start_time.max(),
+        last_error_start=tj.start_time.max(where=tj.errors > 0),
+    )
+    calls = db.table("tool_calls").semi_join(todo, "session_id")
+    last = calls.group_by("session_id").aggregate(
+        last_seq=calls.seq.max(), last_error_seq=calls.seq.max(where=calls.is_error)
+    )
+    f = (
+        sessions.left_join(todo, "session_id")
+        .drop("session_id_right")
+        .left_join(prog, "session_id")
+        .drop("session_id_right")
+        .left_join(seqs, "session_id")
+        .drop("session_id_right")
+        .left_join(costs, "session_id")
+        .drop("session_id_right")
+        .left_join(turn_counts, "session_id")
+        .drop("session_id_right")
+        .left_join(errs, "session_id")
+        .drop("session_id_right")
+        .left_join(last, "session_id")
+        .drop("session_id_right")
+    )
+    ended_on_error = (f.last_error_seq.notnull() & (f.last_error_seq == f.last_seq)) | (
+        f.last_error_start.notnull() & (f.last_error_start == f.last_start)
+    )
+    success = f.success_reached.fill_null(False) | (
+        f.flow_length.isnull() & f.goal_success.fill_null(False)
+    )
+    recent = f.end_time >= ibis.literal(as_of - inactivity, "timestamp")
+    status = ibis.cases(
+        (success, "completed"),
+        (recent.fill_null(False), "in_progress"),
+        (ended_on_error, "failed"),
+        else_="abandoned",
+    )
+    return f.select(
+        "session_id",
+        "user_id",
+        "start_time",
+        "end_time",
+        "is_internal",
+        caller_intent_type=f.intent,
+        caller_intent_confidence=f.confidence,
+        caller_intent_summary=f.summary,
+        booking_details_json=f.booking_details_json,
+        tool_calls=f.calls,
+        expected_flow_json=f.expected_flow_json,
+        completion_rate=f.completion_rate,
+        drop_off_step=f.drop_off_step,
+        goals_json=f.goals_json,
+        goal_completion=f.goal_completion,
+        status=status,
+        turn_count=f.turn_count.fill_null(0),
+        tool_call_count=f.tool_call_count.fill_null(0),
+        failed_tool_calls=f.failed_tool_calls.fill_null(0),
+        error_count=f.error_count.fill_null(0),
+        input_tokens=f.input_tokens,
+        output_tokens=f.output_tokens,
+        cache_read_tokens=f.cache_read_tokens,
+        cache_write_tokens=f.cache_write_tokens,
+        reasoning_tokens=f.reasoning_tokens,
+        cost_usd=f.cost_usd,
+        cost_source=f.cost_source,
+        unpriced_models=f.unpriced_models,
+        internal_cost_usd=f.internal_cost_usd,
+        models=f.models,
+        duration_seconds=f.end_time.delta(f.start_time, unit="millisecond").cast("float64")
+        / 1000.0,
+        session_tag=f.session_tag,
+    )

@@ -1,0 +1,382 @@
+"""``analyze_sessions``: fill the ``session_analysis`` cache, recomputing only what changed.
+
+This module owns the cache: which sessions need (re)analysis, running every per-session
+analysis on exactly those, and writing their rows in one transaction. A row carries
+
+- ``input_fingerprint``: a hash over the session's trace and observation rows (their ids and
+  content hashes), so any added, removed or changed record changes it;
+- ``analyzer_version``: :data:`ANALYZER_VERSION`, bumped when the analysis code changes what
+  it computes;
+- ``config_fingerprint``: the flows, intent taxonomy or classifier, region, inactivity window
+  and the price table in force.
+
+A re-run recomputes a session when any of the three differ, when its status was
+``in_progress`` (time alone can end a session), or when ``force=True``; it reports how many it
+skipped. Rows of sessions that disappeared (regrouped, deleted) are removed.
+
+The per-session work is Ibis over the canonical tables (flows, sequences, costs, status) plus
+one Python pass over each session's transcript (intent, booking details, goal indicators).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+from tqdm.auto import tqdm
+
+from ._config import config_fingerprint_text
+from .analysis.cost import ensure_model_prices, prices_fingerprint
+from .analysis.details import extract_booking_details
+from .analysis.evidence import iter_evidence
+from .analysis.flows import DEFAULT_FLOWS, Flow, load_flows
+from .analysis.goals import evaluate_goals
+from .analysis.intent import DEFAULT_TAXONOMY, RuleClassifier, as_classifier, load_taxonomy
+from .analysis.prices import build_model_prices
+from .analysis.session_frame import session_fingerprints, session_frame
+from .analysis.tags import assign_session_tags
+from .errors import ConfigError
+
+__all__ = ["ANALYZER_VERSION", "AnalyzeResult", "analyze_sessions", "prune"]
+
+#: Bump when a change to the analyses changes their output; cached rows are then recomputed.
+ANALYZER_VERSION = "1"
+_PY_SCHEMA = pa.schema(
+    [
+        ("session_id", pa.string()),
+        ("intent", pa.string()),
+        ("confidence", pa.float64()),
+        ("summary", pa.string()),
+        ("booking_details_json", pa.string()),
+        ("expected_flow_json", pa.string()),
+        ("goals_json", pa.string()),
+        ("goal_completion", pa.float64()),
+        ("goal_success", pa.bool_()),
+    ]
+)
+
+
+@dataclass
+class AnalyzeResult:
+    """What one ``analyze_sessions`` call did."""
+
+    sessions: int = 0
+    recomputed: int = 0
+    skipped: int = 0
+    removed: int = 0
+    statuses: dict[str, int] = field(default_factory=dict)
+    unpriced_models: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def _classifier_identity(classifier: Callable[..., Any] | None, taxonomy: Any) -> Any:
+    if classifier is None:
+        return {"taxonomy": repr(taxonomy)}
+    target = getattr(classifier, "__wrapped__", classifier)
+    name = getattr(target, "__qualname__", None) or type(target).__qualname__
+    return {"classifier": f"{getattr(target, '__module__', '')}.{name}"}
+
+
+def _config_fingerprint(con: duckdb.DuckDBPyConnection, parts: Mapping[str, Any]) -> str:
+    text = config_fingerprint_text({**parts, "prices": prices_fingerprint(con)})
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def _todo(
+    con: duckdb.DuckDBPyConnection,
+    fingerprints: pa.Table,
+    *,
+    config: str,
+    force: bool,
+) -> tuple[list[str], int]:
+    con.register("_sl_fp", fingerprints)
+    try:
+        removed = con.execute(
+            "DELETE FROM session_analysis WHERE session_id NOT IN (SELECT session_id FROM _sl_fp)"
+        ).fetchone()
+        rows = con.execute(
+            "SELECT f.session_id FROM _sl_fp f LEFT JOIN session_analysis a USING (session_id) "
+            "WHERE ? OR a.session_id IS NULL OR a.input_fingerprint IS DISTINCT FROM "
+            "f.input_fingerprint OR a.analyzer_version IS DISTINCT FROM ? "
+            "OR a.config_fingerprint IS DISTINCT FROM ? OR a.status = 'in_progress' "
+            "ORDER BY f.session_id",
+            [force, ANALYZER_VERSION, config],
+        ).fetchall()
+    finally:
+        con.unregister("_sl_fp")
+    return [str(r[0]) for r in rows], int(removed[0]) if removed else 0
+
+
+def _python_pass(
+    con: duckdb.DuckDBPyConnection,
+    ids: Sequence[str],
+    *,
+    classify: Callable[[Any], Any],
+    flows: Mapping[str, Flow],
+    region: str,
+    progress: bool | None,
+) -> pa.Table:
+    cols: dict[str, list[Any]] = {name: [] for name in _PY_SCHEMA.names}
+    bar = tqdm(total=len(ids), desc="analysing", unit="session", disable=_disable(progress))
+    for ev in iter_evidence(con, ids):
+        result = classify(ev)
+        details = extract_booking_details(ev, region=region)
+        flow = flows.get(result.type)
+        goals = evaluate_goals(flow, ev, details)
+        for name, value in (
+            ("session_id", ev.session_id),
+            ("intent", result.type),
+            ("confidence", result.confidence),
+            ("summary", result.summary),
+            ("booking_details_json", json.dumps(details, sort_keys=True, default=str)),
+            ("expected_flow_json", json.dumps(list(flow.steps)) if flow else None),
+            ("goals_json", json.dumps(goals)),
+            ("goal_completion", goals["completion"]),
+            ("goal_success", goals["success"]),
+        ):
+            cols[name].append(value)
+        bar.update()
+    bar.close()
+    return pa.table(cols, schema=_PY_SCHEMA)
+
+
+def _disable(progress: bool | None) -> bool | None:
+    return None if progress is None else not progress
+
+
+_COLUMNS = [
+    "session_id",
+    "user_id",
+    "start_time",
+    "end_time",
+    "is_internal",
+    "caller_intent_type",
+    "caller_intent_confidence",
+    "caller_intent_summary",
+    "booking_details_json",
+    "tool_sequence_json",
+    "expected_flow_json",
+    "completion_rate",
+    "drop_off_step",
+    "goals_json",
+    "goal_completion",
+    "status",
+    "turn_count",
+    "tool_call_count",
+    "failed_tool_calls",
+    "error_count",
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "reasoning_tokens",
+    "cost_usd",
+    "cost_source",
+    "unpriced_models",
+    "internal_cost_usd",
+    "models",
+    "duration_seconds",
+    "session_tag",
+    "analyzer_version",
+    "config_fingerprint",
+    "input_fingerprint",
+    "analyzed_at",
+    "created_at",
+]
+
+
+def _write(
+    con: duckdb.DuckDBPyConnection, rows: pa.Table, fingerprints: pa.Table, config: str
+) -> None:
+    con.register("_sl_rows", rows)
+    con.register("_sl_fp", fingerprints)
+    try:
+        select = ", ".join(
+            {
+                "tool_sequence_json": "coalesce(to_json(r.tool_calls), '[]')::JSON",
+                "analyzer_version": "?",
+                "config_fingerprint": "?",
+                "input_fingerprint": "f.input_fingerprint",
+                "analyzed_at": "now()::TIMESTAMP",
+                "created_at": "coalesce(a.created_at, now()::TIMESTAMP)",
+            }.get(c, f"r.{c}")
+            for c in _COLUMNS
+        )
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE _sl_new AS SELECT {select} FROM _sl_rows r "
+            "JOIN _sl_fp f USING (session_id) "
+            "LEFT JOIN session_analysis a USING (session_id)",
+            [ANALYZER_VERSION, config],
+        )
+        con.execute(
+            "DELETE FROM session_analysis WHERE session_id IN (SELECT session_id FROM _sl_new)"
+        )
+        con.execute(f"INSERT INTO session_analysis ({', '.join(_COLUMNS)}) SELECT * FROM _sl_new")
+        con.execute("DROP TABLE _sl_new")
+    finally:
+        con.unregister("_sl_rows")
+        con.unregister("_sl_fp")
+
+
+def analyze_sessions(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    flows: Mapping[str, Any] | str | Path | None = None,
+    intents: Mapping[str, Any] | str | Path | None = None,
+    classifier: Callable[..., Any] | None = None,
+    prices: Any = None,
+    force: bool = False,
+    include_internal: bool = False,
+    region: str = "US",
+    inactivity: timedelta = timedelta(minutes=30),
+    as_of: datetime | None = None,
+    progress: bool | None = None,
+) -> AnalyzeResult:
+    """Analyse sessions into ``session_analysis``, recomputing only those whose inputs changed.
+
+    Parameters
+    ----------
+    con : DuckDBPyConnection
+        A database from :func:`sessionlens.connect` with loaded traces.
+    flows : dict, Flow mapping or path, optional
+        Expected tool flows per intent (TOML/JSON/YAML file or dict; see
+        :func:`sessionlens.analysis.flows.load_flows`). Default: the dental agent's flows.
+    intents : dict or path, optional
+        An intent taxonomy for the default rule classifier (TOML/JSON/YAML file or dict).
+    classifier : callable, optional
+        Replaces the rule classifier: called with each session's
+        :class:`~sessionlens.analysis.evidence.SessionEvidence`, returns an intent result,
+        a ``(type, confidence, summary)`` tuple or a dict. Cached rows are keyed on its
+        qualified name: after changing its behaviour, pass ``force=True``.
+    prices : optional
+        A user price table layered over the bundled prices (see
+        :func:`sessionlens.analysis.prices.build_model_prices`).
+    force : bool
+        Recompute every session.
+    include_internal : bool
+        Also analyse sessions made only of internal traces (evals, experiments).
+    region : str
+        Default region for phone numbers without a country code.
+    inactivity : timedelta
+        A session not completed whose last activity is more recent than this (before
+        ``as_of``) is ``in_progress``.
+    as_of : datetime, optional
+        "Now" for the inactivity rule (naive UTC). Default: the current time.
+    progress : bool, optional
+        Show a progress bar. Default: only on a terminal.
+
+    Returns
+    -------
+    AnalyzeResult
+        Counts of sessions, recomputed, skipped and removed rows, statuses, unpriced models.
+
+    Examples
+    --------
+    >>> from sessionlens import connect, load, datasets
+    >>> con = connect()
+    >>> _ = load(con, datasets.sample_dir())
+    >>> first = analyze_sessions(con)
+    >>> first.recomputed == first.sessions, analyze_sessions(con).recomputed
+    (True, 0)
+    """
+    started = time.perf_counter()
+    flow_map: Mapping[str, Flow]
+    if flows is None:
+        flow_map = DEFAULT_FLOWS
+    elif isinstance(flows, Mapping) and all(isinstance(v, Flow) for v in flows.values()):
+        flow_map = flows
+    else:
+        flow_map = load_flows(flows)
+    if classifier is not None and intents is not None:
+        raise ConfigError("classifier", "pass either a classifier or an intent taxonomy, not both")
+    taxonomy = load_taxonomy(intents) if intents is not None else DEFAULT_TAXONOMY
+    classify = as_classifier(classifier) if classifier is not None else RuleClassifier(taxonomy)
+    now = as_of or datetime.now(UTC).replace(tzinfo=None)
+    if prices is not None:
+        build_model_prices(con, user=prices)
+    else:
+        ensure_model_prices(con)
+    assign_session_tags(con)
+    config = _config_fingerprint(
+        con,
+        {
+            "flows": {k: asdict(v) for k, v in sorted(flow_map.items())},
+            "intent": _classifier_identity(classifier, taxonomy),
+            "region": region,
+            "inactivity": inactivity.total_seconds(),
+            "include_internal": include_internal,
+        },
+    )
+    fps = session_fingerprints(con, include_internal=include_internal).to_pyarrow()
+    result = AnalyzeResult(sessions=fps.num_rows)
+    con.begin()
+    try:
+        ids, result.removed = _todo(con, fps, config=config, force=force)
+        if ids:
+            py = _python_pass(
+                con, ids, classify=classify, flows=flow_map, region=region, progress=progress
+            )
+            frame = session_frame(con, py, flows=flow_map, as_of=now, inactivity=inactivity)
+            _write(con, frame.to_pyarrow(), fps, config)
+        # Tags of unchanged sessions can move when an earlier session arrives.
+        con.execute(
+            "UPDATE session_analysis a SET session_tag = s.session_tag FROM sessions s "
+            "WHERE a.session_id = s.session_id AND a.session_tag IS DISTINCT FROM s.session_tag"
+        )
+        con.commit()
+    except BaseException:
+        con.rollback()
+        raise
+    result.recomputed = len(ids)
+    result.skipped = result.sessions - len(ids)
+    result.statuses = dict(
+        con.execute(
+            "SELECT status, count(*) FROM session_analysis GROUP BY 1 ORDER BY 1"
+        ).fetchall()
+    )
+    result.unpriced_models = sorted(
+        str(r[0])
+        for r in con.execute(
+            "SELECT DISTINCT unnest(unpriced_models) FROM session_analysis"
+        ).fetchall()
+    )
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def prune(
+    con: duckdb.DuckDBPyConnection, *, older_than: timedelta, as_of: datetime | None = None
+) -> int:
+    """Delete cached analyses of sessions that ended more than ``older_than`` ago.
+
+    For retention: the canonical tables are untouched, so a later ``analyze_sessions`` would
+    analyse those sessions again; delete or stop loading the old traces as well to keep them
+    out. Returns the number of rows deleted.
+
+    Raises
+    ------
+    ConfigError
+        ``older_than`` is not a positive duration.
+
+    Examples
+    --------
+    >>> from datetime import timedelta
+    >>> from sessionlens import connect
+    >>> prune(connect(), older_than=timedelta(days=90))
+    0
+    """
+    if not isinstance(older_than, timedelta) or older_than <= timedelta(0):
+        raise ConfigError("older_than", f"must be a positive timedelta, got {older_than!r}")
+    cutoff = (as_of or datetime.now(UTC).replace(tzinfo=None)) - older_than
+    row = con.execute(
+        "DELETE FROM session_analysis WHERE coalesce(end_time, start_time) < ?", [cutoff]
+    ).fetchone()
+    return int(row[0]) if row else 0
