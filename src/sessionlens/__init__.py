@@ -5,13 +5,35 @@ One handle, functions hanging off it::
     import sessionlens as sl
     con = sl.connect("traces.duckdb")
     sl.load(con, "exports/")
-    con.table("sessions").df()
+    sl.analyze_sessions(con)
+    sl.intent_mix(con).to_pandas()
 """
 
 from __future__ import annotations
 
 from . import datasets
+from .analysis.cost import cost_by, observation_costs, session_costs, token_usage, unpriced_models
+from .analysis.evidence import SessionEvidence
+from .analysis.flows import DEFAULT_FLOWS, Flow, Goal, load_flows
+from .analysis.intent import DEFAULT_TAXONOMY, IntentResult, RuleClassifier, load_taxonomy
+from .analysis.prices import build_model_prices
+from .analysis.sequences import (
+    dropoff_funnel,
+    flow_progress,
+    sequence_variants,
+    tool_sequences,
+    tool_transitions,
+)
 from .analysis.sessions import rebuild_sessions, session_gap
+from .analysis.stats import (
+    completion_by_intent,
+    find_sessions,
+    intent_mix,
+    recent_sessions,
+    session_stats,
+)
+from .analysis.tags import assign_session_tags, session_tags
+from .cache import ANALYZER_VERSION, AnalyzeResult, analyze_sessions, prune
 from .errors import (
     ConfigError,
     DatabaseLockedError,
@@ -27,20 +49,51 @@ from .store import connect
 __version__ = "0.1.0"
 
 __all__ = [
+    "ANALYZER_VERSION",
+    "DEFAULT_FLOWS",
+    "DEFAULT_TAXONOMY",
     "FORMATS",
+    "AnalyzeResult",
     "ConfigError",
     "DatabaseLockedError",
+    "Flow",
+    "Goal",
     "InputNotFoundError",
+    "IntentResult",
     "InternalRules",
     "LoadResult",
+    "RuleClassifier",
     "SchemaVersionError",
+    "SessionEvidence",
     "SessionlensError",
     "TraceFormatError",
     "UnknownFormatError",
     "__version__",
+    "analyze_sessions",
+    "assign_session_tags",
+    "build_model_prices",
+    "completion_by_intent",
     "connect",
+    "cost_by",
     "datasets",
+    "dropoff_funnel",
+    "find_sessions",
+    "flow_progress",
+    "intent_mix",
     "load",
+    "load_flows",
+    "load_taxonomy",
+    "observation_costs",
+    "prune",
     "rebuild_sessions",
+    "recent_sessions",
+    "sequence_variants",
+    "session_costs",
     "session_gap",
+    "session_stats",
+    "session_tags",
+    "token_usage",
+    "tool_sequences",
+    "tool_transitions",
+    "unpriced_models",
 ]

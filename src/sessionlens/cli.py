@@ -1,4 +1,4 @@
-"""The ``sessionlens`` command line: ``load`` and ``demo`` (more verbs arrive with analyses).
+"""The ``sessionlens`` command line: ``load``, ``analyze`` and ``demo``.
 
 The only place that prints. Every ``SessionlensError`` becomes one line ``error: ...`` on
 stderr and exit code 1; anything else is a bug and keeps its traceback.
@@ -7,15 +7,18 @@ stderr and exit code 1; anything else is a bug and keeps its traceback.
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from . import __version__, datasets
 from .analysis.sessions import rebuild_sessions
-from .errors import SessionlensError
+from .cache import AnalyzeResult, analyze_sessions
+from .errors import ConfigError, SessionlensError
 from .loaders import FORMATS, LoadResult, load
 from .store import connect
 
@@ -50,6 +53,59 @@ def _cmd_load(args: argparse.Namespace) -> int:
     return 0
 
 
+def _import_callable(spec: str) -> Callable[..., Any]:
+    module_name, _, attr = spec.partition(":")
+    if not module_name or not attr:
+        raise ConfigError("--classifier", f"{spec!r} must look like package.module:function")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ConfigError(
+            "--classifier", f"cannot import {module_name!r} ({exc}); is it on PYTHONPATH?"
+        ) from None
+    target = getattr(module, attr, None)
+    if not callable(target):
+        raise ConfigError("--classifier", f"{module_name} has no callable {attr!r}")
+    return target  # type: ignore[no-any-return]
+
+
+def _analysis_summary(result: AnalyzeResult, db: str) -> str:
+    lines = [
+        f"analysed {result.sessions} session(s) in {db} in {result.seconds:.1f} s",
+        f"  recomputed    {result.recomputed:>8}",
+        f"  unchanged     {result.skipped:>8}  (skipped: inputs, analyzer and config unchanged)",
+    ]
+    if result.removed:
+        lines.append(f"  removed       {result.removed:>8}  (sessions no longer in the data)")
+    lines.append("status:")
+    lines += [f"  {status:<14}{count:>8}" for status, count in result.statuses.items()]
+    if result.unpriced_models:
+        lines.append(
+            "unpriced models (no price found; pass --prices): " + ", ".join(result.unpriced_models)
+        )
+    return "\n".join(lines)
+
+
+def _cmd_analyze(args: argparse.Namespace) -> int:
+    classifier = _import_callable(args.classifier) if args.classifier else None
+    con = connect(args.db)
+    try:
+        result = analyze_sessions(
+            con,
+            flows=args.flows,
+            intents=args.intents,
+            classifier=classifier,
+            prices=args.prices,
+            force=args.force,
+            include_internal=args.include_internal,
+            progress=args.progress,
+        )
+        print(_analysis_summary(result, args.db))
+    finally:
+        con.close()
+    return 0
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     db = Path(args.db)
     if db.exists():
@@ -58,6 +114,14 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     try:
         result = load(con, datasets.sample_dir(), progress=False)
         print(_summary(result, str(db)))
+        print()
+        print(_analysis_summary(analyze_sessions(con, progress=False), str(db)))
+        print("\nintents (sessions, completed):")
+        for intent, n, done in con.execute(
+            "SELECT caller_intent_type, count(*), count(*) FILTER (status = 'completed') "
+            "FROM session_analysis GROUP BY ALL ORDER BY 2 DESC, 1"
+        ).fetchall():
+            print(f"  {intent:<14}{n:>6}{done:>6}")
         print("\nsessions by origin:")
         for origin, count in con.execute(
             "SELECT origin, count(*) FROM sessions GROUP BY ALL ORDER BY 2 DESC"
@@ -70,7 +134,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
             print(f"  {name:<24}{count:>6}")
         print(
             f'\nexplore it: python -c "import sessionlens as sl; '
-            f"print(sl.connect('{db}', read_only=True).table('sessions').df())\""
+            f"print(sl.connect('{db}', read_only=True).table('session_analysis').df())\""
         )
     finally:
         con.close()
@@ -113,11 +177,43 @@ def _parser() -> argparse.ArgumentParser:
     )
     p_load.set_defaults(run=_cmd_load)
 
+    p_an = verbs.add_parser(
+        "analyze",
+        help="analyse sessions into the session_analysis table",
+        description="Analyse every session (intent, booking details, tool flow, completion, "
+        "status, tokens and cost) into session_analysis. Only sessions whose inputs, the "
+        "analyzer or the configuration changed are recomputed.",
+    )
+    p_an.add_argument("--db", required=True, metavar="FILE", help="DuckDB database file")
+    p_an.add_argument("--flows", metavar="FILE", help="expected flows per intent (TOML/JSON/YAML)")
+    p_an.add_argument("--intents", metavar="FILE", help="intent taxonomy (TOML/JSON/YAML)")
+    p_an.add_argument(
+        "--classifier",
+        metavar="MODULE:FUNCTION",
+        help="a callable replacing the rule classifier (importable from PYTHONPATH)",
+    )
+    p_an.add_argument(
+        "--prices",
+        metavar="FILE",
+        help="your price table over the bundled prices (CSV/JSON/TOML/YAML)",
+    )
+    p_an.add_argument("--force", action="store_true", help="recompute every session")
+    p_an.add_argument(
+        "--include-internal", action="store_true", help="also analyse eval/experiment sessions"
+    )
+    p_an.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="progress bar (default: when interactive)",
+    )
+    p_an.set_defaults(run=_cmd_analyze)
+
     p_demo = verbs.add_parser(
         "demo",
-        help="load the bundled sample and print what is in it",
+        help="load and analyse the bundled sample and print what is in it",
         description="Load the bundled sample export (a children's dental booking voice agent) "
-        "into a fresh database and print a summary.",
+        "into a fresh database, analyse its sessions and print a summary.",
     )
     p_demo.add_argument("--db", default="demo.duckdb", metavar="FILE", help="database to create")
     p_demo.set_defaults(run=_cmd_demo)
