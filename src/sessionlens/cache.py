@@ -34,13 +34,12 @@ import pyarrow as pa
 from tqdm.auto import tqdm
 
 from ._config import config_fingerprint_text
-from .analysis.cost import ensure_model_prices, prices_fingerprint
 from .analysis.details import extract_booking_details
 from .analysis.evidence import iter_evidence
 from .analysis.flows import DEFAULT_FLOWS, Flow, load_flows
 from .analysis.goals import evaluate_goals
 from .analysis.intent import DEFAULT_TAXONOMY, RuleClassifier, as_classifier, load_taxonomy
-from .analysis.prices import build_model_prices
+from .analysis.prices import build_model_prices, ensure_model_prices, prices_fingerprint
 from .analysis.session_frame import session_fingerprints, session_frame
 from .analysis.tags import assign_session_tags
 from .errors import ConfigError

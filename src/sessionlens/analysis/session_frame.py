@@ -66,8 +66,8 @@ def session_frame(
     Ibis over the canonical tables. Status: ``completed`` when the flow's success step was
     reached in order (or, for an intent without a flow, every declared success goal was met);
     else ``in_progress`` when the last activity is within ``inactivity`` of ``as_of``; else
-    ``failed`` when the session ended on an error (its last tool call failed, or its last
-    trace holds an ERROR observation); else ``abandoned``. ``tool_calls`` is an array of
+    ``failed`` when the session ended on an error (its last tool call failed, or the last of
+    its observations to end is at ERROR level); else ``abandoned``. ``tool_calls`` is an array of
     structs the writer stores as ``tool_sequence_json``.
     """
     db = backend(con)
@@ -83,12 +83,13 @@ def session_frame(
     turns = db.table("conversation_turns").semi_join(todo, "session_id")
     turns = turns.filter(turns.role != "system")
     turn_counts = turns.group_by("session_id").aggregate(turn_count=turns.count())
-    err = obs.group_by("trace_id").aggregate(errors=(obs.level == "ERROR").sum())
-    tj = traces.select("trace_id", "session_id", "start_time").left_join(err, "trace_id")
-    errs = tj.group_by("session_id").aggregate(
-        error_count=tj.errors.fill_null(0).sum(),
-        last_start=tj.start_time.max(),
-        last_error_start=tj.start_time.max(where=tj.errors > 0),
+    oj = obs.select("trace_id", "level", "end_time").join(
+        traces.select("trace_id", "session_id"), "trace_id"
+    )
+    errs = oj.group_by("session_id").aggregate(
+        error_count=(oj.level == "ERROR").sum(),
+        last_end=oj.end_time.max(),
+        last_error_end=oj.end_time.max(where=oj.level == "ERROR"),
     )
     calls = db.table("tool_calls").semi_join(todo, "session_id")
     last = calls.group_by("session_id").aggregate(
@@ -111,7 +112,7 @@ def session_frame(
         .drop("session_id_right")
     )
     ended_on_error = (f.last_error_seq.notnull() & (f.last_error_seq == f.last_seq)) | (
-        f.last_error_start.notnull() & (f.last_error_start == f.last_start)
+        f.last_error_end.notnull() & (f.last_error_end == f.last_end)
     )
     success = f.success_reached.fill_null(False) | (
         f.flow_length.isnull() & f.goal_success.fill_null(False)
