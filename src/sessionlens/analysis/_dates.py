@@ -84,10 +84,14 @@ def _month_number(name: str) -> int:
     return _MONTH_ABBR[name.lower()[:3]]
 
 
-def _resolve(kind: str, m: re.Match[str], ref: date, region: str) -> date | None:
+def _resolve(kind: str, m: re.Match[str], ref: date | None, region: str) -> date | None:
     g = m.groupdict()
     if kind == "iso":
         return _safe_date(int(g["y"]), int(g["m"]), int(g["d"]))
+    if ref is None:  # without the day of the call only dates that say their year are known
+        if not (g.get("y") or g.get("year")):
+            return None
+        ref = date.min  # unused: a stated year decides
     if kind == "numeric":
         a, b = int(g["a"]), int(g["b"])
         month, day = (a, b) if region.upper() in _MONTH_FIRST_REGIONS else (b, a)
@@ -115,8 +119,10 @@ def _resolve(kind: str, m: re.Match[str], ref: date, region: str) -> date | None
     return found
 
 
-def find_dates(text: str, reference: date, *, region: str = "US") -> list[tuple[int, date]]:
+def find_dates(text: str, reference: date | None, *, region: str = "US") -> list[tuple[int, date]]:
     """Every explicit date said in ``text``, as ``(offset, date)`` in the order said.
+
+    Without a ``reference`` day only dates that carry their year are returned.
 
     Examples
     --------

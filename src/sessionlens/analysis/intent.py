@@ -85,8 +85,8 @@ a confidence between 0 and 1
             raise ConfigError("confidence", f"{c!r} is not a number; return a float in 0..1")
         if not 0.0 <= c <= 1.0:
             raise ConfigError(
-                "confidence", f"{c!r} is outside 0..1; a classifier must return a confidence "
-                "between 0 and 1"
+                "confidence",
+                f"{c!r} is outside 0..1; a classifier must return a confidence between 0 and 1",
             )
         if self.summary is not None and not isinstance(self.summary, str):
             raise ConfigError("summary", f"{self.summary!r} is not a string or None")
@@ -108,8 +108,9 @@ def _normalise(out: Any, session_id: str) -> IntentResult:
             unknown = set(out) - {"type", "intent", "confidence", "summary", "scores"}
             if unknown or not ({"type", "intent"} & set(out)) or "confidence" not in out:
                 raise ConfigError(
-                    where, f"returned a dict with keys {sorted(out)}; it needs 'type' (or "
-                    "'intent') and 'confidence', optionally 'summary' and 'scores'"
+                    where,
+                    f"returned a dict with keys {sorted(out)}; it needs 'type' (or "
+                    "'intent') and 'confidence', optionally 'summary' and 'scores'",
                 )
             scores = {str(k): float(v) for k, v in dict(out.get("scores") or {}).items()}
             return IntentResult(
@@ -120,8 +121,9 @@ def _normalise(out: Any, session_id: str) -> IntentResult:
             raise
         raise ConfigError(where, f"{exc.option}: {exc.reason}") from exc
     raise ConfigError(
-        where, f"returned {type(out).__name__} {out!r:.80}; return an IntentResult, a "
-        "(type, confidence[, summary]) tuple or a dict with 'type' and 'confidence'"
+        where,
+        f"returned {type(out).__name__} {out!r:.80}; return an IntentResult, a "
+        "(type, confidence[, summary]) tuple or a dict with 'type' and 'confidence'",
     )
 
 
@@ -150,8 +152,8 @@ a classifier must return a confidence between 0 and 1
         return fn
     if not callable(fn):
         raise ConfigError(
-            "classifier", f"{fn!r:.80} is not callable; pass a function (SessionEvidence) -> "
-            "IntentResult"
+            "classifier",
+            f"{fn!r:.80} is not callable; pass a function (SessionEvidence) -> IntentResult",
         )
 
     def classifier(evidence: SessionEvidence) -> IntentResult:
@@ -246,9 +248,7 @@ class RuleClassifier:
         return IntentResult(best, min(1.0, max(0.0, confidence)), summary, scores)
 
 
-def classify(
-    evidence: SessionEvidence, *, classifier: Classifier | None = None
-) -> IntentResult:
+def classify(evidence: SessionEvidence, *, classifier: Classifier | None = None) -> IntentResult:
     """Classify one session's caller intent (the rule classifier unless one is given).
 
     Parameters

@@ -68,7 +68,7 @@ class Pattern:
         if not words:
             raise ValueError("a keyword needs at least one word")
         parts = [
-            re.escape(w[:-1]) + r"[\w'’-]*" if w.endswith("*") else re.escape(w) for w in words
+            re.escape(w[:-1]) + "[\\w'\u2019-]*" if w.endswith("*") else re.escape(w) for w in words
         ]
         # \b would not bound keywords that start or end with punctuation; lookarounds do.
         body = r"(?<![\w])" + r"\s+".join(parts) + r"(?![\w])"
@@ -220,8 +220,9 @@ def _read(path: Path) -> Mapping[str, Any]:
         ) from exc
     if not isinstance(data, Mapping):
         raise ConfigError(
-            str(path), f"the file holds a {type(data).__name__}; a taxonomy is a mapping "
-            "with an 'intents' table"
+            str(path),
+            f"the file holds a {type(data).__name__}; a taxonomy is a mapping "
+            "with an 'intents' table",
         )
     return data
 
@@ -248,8 +249,9 @@ def _pattern(item: Any, where: str) -> Pattern:
         item = {"keyword": item}
     if not isinstance(item, Mapping):
         raise ConfigError(
-            where, f"{item!r} is not a pattern; write a keyword string or a table "
-            "{ keyword = '...', weight = 1.0 } / { regex = '...', weight = 1.0 }"
+            where,
+            f"{item!r} is not a pattern; write a keyword string or a table "
+            "{ keyword = '...', weight = 1.0 } / { regex = '...', weight = 1.0 }",
         )
     _check_keys(item, {"keyword", "regex", "weight"}, f"{where}.")
     kinds = [k for k in ("keyword", "regex") if k in item]
@@ -264,8 +266,9 @@ def _pattern(item: Any, where: str) -> Pattern:
         return Pattern.compile(text, weight)
     except re.error as exc:
         raise ConfigError(
-            f"{where}.regex", f"{text!r} is not a valid regular expression ({exc}); "
-            "fix it or use a plain 'keyword' instead"
+            f"{where}.regex",
+            f"{text!r} is not a valid regular expression ({exc}); "
+            "fix it or use a plain 'keyword' instead",
         ) from exc
 
 
@@ -283,8 +286,8 @@ def _intent(name: str, spec: Any, where: str) -> IntentSpec:
     tools = spec.get("tools", {})
     if not isinstance(tools, Mapping):
         raise ConfigError(
-            f"{where}.tools", "must be a table of tool name (or glob) = weight, "
-            "e.g. { cancel_appointment = 3.0 }"
+            f"{where}.tools",
+            "must be a table of tool name (or glob) = weight, e.g. { cancel_appointment = 3.0 }",
         )
     description = spec.get("description", "")
     if not isinstance(description, str):
@@ -325,9 +328,7 @@ def _build(data: Mapping[str, Any], origin: str) -> Taxonomy:
         fallback,
         weights,
         _number(data.get("smoothing", 1.0), f"{where}smoothing", low=1e-9),
-        _number(
-            data.get("failed_tool_weight", 0.5), f"{where}failed_tool_weight", low=0, high=1
-        ),
+        _number(data.get("failed_tool_weight", 0.5), f"{where}failed_tool_weight", low=0, high=1),
     )
 
 
