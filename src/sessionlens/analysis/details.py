@@ -220,7 +220,7 @@ def _from_arguments(calls: Sequence[ToolCall], ref: date | None, region: str) ->
             elif f == "phone" and isinstance(value, str | int) and not isinstance(value, bool):
                 if e164 := _parse_phone(str(value), region):
                     found["phone"] = (e164, str(value))
-            elif f == "child_count" and isinstance(value, int) and not isinstance(value, bool):
+            elif f == "child_count" and type(value) is int and value >= 0:
                 found["child_count"] = max(value, found.get("child_count", 0))
     for call in calls:  # lists keep session order
         for f, value in _walk(call.arguments):
