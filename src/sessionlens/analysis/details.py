@@ -86,39 +86,32 @@ _PLURAL = (
     r"kids|children|sons|daughters|boys|girls|little ones|babies|toddlers|grandkids|"
     r"grandchildren|grandsons|granddaughters|stepsons|stepdaughters|twins|triplets"
 )
-_NAME_LIST = (
-    _NAME + r"(?:\s*,\s*(?:(?i:and)\s+)?" + _NAME + r")*(?:\s*,?\s+(?i:and|&)\s+" + _NAME + ")?"
+_PARTS = {"@Q": _Q, "@NAME": _NAME, "@NUM": _NUM, "@PLURAL": _PLURAL, "@SINGULAR": _SINGULAR}
+
+
+def _rx(template: str) -> re.Pattern[str]:
+    """Compile ``template`` with its ``@NAME``-style parts filled in."""
+    for token, part in _PARTS.items():
+        template = template.replace(token, part)
+    return re.compile(template)
+
+
+# "my twins Mia and Leo", "our three kids", "both of my boys, Sam and Max", "my son is Eli":
+# the words around the names are case-insensitive, the names themselves must be capitalised.
+_CHILDREN = _rx(
+    r"(?i:\b(?:(?:my|our)\s+(?:(?P<num>@NUM)\s+)?|(?P<both>both)\s+(?:of\s+)?"
+    r"(?:(?:my|our)\s+)?|(?P<bare>@NUM)\s+)(?:little\s+)?"
+    r"(?:(?P<plural>@PLURAL)|(?P<singular>@SINGULAR))\b)"
+    r"(?:\s*[,:]?\s*(?i:(?:are|is|named|called)\s+)?"
+    r"(?P<names>@NAME(?:\s*,\s*(?:(?i:and)\s+)?@NAME)*(?:\s*,?\s+(?i:and|&)\s+@NAME)?))?"
 )
-_CHILDREN = re.compile(
-    r"(?i:\b(?:(?:my|our)\s+(?:(?P<num>" + _NUM + r")\s+)?|(?P<both>both)\s+(?:of\s+)?"
-    r"(?:(?:my|our)\s+)?|(?P<bare>"
-    + _NUM
-    + r")\s+)(?:little\s+)?(?:(?P<plural>"
-    + _PLURAL
-    + r")|(?P<singular>"
-    + _SINGULAR
-    + r"))\b)"
-    r"(?:\s*[,:]?\s*(?i:(?:are|is|named|called)\s+)?(?P<names>" + _NAME_LIST + r"))?"
-)
+# "this is Sarah Chen", "my name's Kevin O'Brien" (not "this is Mia's mom"); "Tom Becker here".
 _PARENT = [
-    re.compile(
-        r"(?i:\b(?:this is|it"
-        + _Q
-        + r"s|it is|my name is|my name"
-        + _Q
-        + r"s|name"
-        + _Q
-        + r"s|the name is|i"
-        + _Q
-        + r"m|i am)\s+)(?P<name>"
-        + _NAME
-        + r"(?:\s+"
-        + _NAME
-        + r"){0,2})(?!"
-        + _Q
-        + r"s\b)(?![\w'\u2019])"
+    _rx(
+        r"(?i:\b(?:this is|it@Qs|it is|my name is|my name@Qs|name@Qs|the name is|i@Qm|i am)\s+)"
+        r"(?P<name>@NAME(?:\s+@NAME){0,2})(?!@Qs\b)(?![\w'\u2019])"
     ),
-    re.compile(r"(?<![\w'\u2019])(?P<name>" + _NAME + r"(?:\s+" + _NAME + r"){0,2})\s+here\b"),
+    _rx(r"(?<![\w'\u2019])(?P<name>@NAME(?:\s+@NAME){0,2})\s+here\b"),
 ]
 
 
