@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 import sessionlens as sl
 from sessionlens.analysis.details import DETAIL_KEYS, extract_booking_details
 from sessionlens.analysis.evidence import SessionEvidence, ToolCall, Turn, iter_evidence
+from sessionlens.errors import ConfigError
 
 from .evidence_data import generated, tau_evidence, tau_runs
 
@@ -158,6 +159,11 @@ def test_region_and_missing_reference_date() -> None:
     assert extract_booking_details(no_day)["requested_dates"] == ["2027-03-04", "2027-05-01"]
     given_day = extract_booking_details(no_day, reference_date=date(2026, 9, 1))
     assert given_day["requested_dates"] == ["2026-09-08", "2027-03-04", "2027-05-01"]
+
+
+def test_unknown_region() -> None:
+    with pytest.raises(ConfigError, match=r"region: 'XX' is not a region phonenumbers knows; use"):
+        extract_booking_details(_says("hi"), region="XX")
 
 
 def test_phone_numbers_normalise_to_e164() -> None:
@@ -325,7 +331,7 @@ _json = st.recursive(
 @given(
     lines=st.lists(_text | _speech, max_size=5),
     args=st.lists(_json, max_size=3),
-    region=st.sampled_from(["US", "GB", "DE", "ZZ"]),
+    region=st.sampled_from(["US", "GB", "DE", "in"]),
 )
 def test_random_input_never_breaks_the_extractor(
     lines: list[str], args: list[Any], region: str

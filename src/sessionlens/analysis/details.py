@@ -24,6 +24,7 @@ from typing import Any
 
 import phonenumbers
 
+from ..errors import ConfigError
 from ._dates import find_dates
 from .evidence import SessionEvidence, ToolCall
 
@@ -202,8 +203,9 @@ def _not_stop(word: str) -> bool:
 
 
 def _from_arguments(calls: Sequence[ToolCall], ref: date | None, region: str) -> dict[str, Any]:
-    """Scalars from the latest successful call that has them (the agent's corrected view),
-    else the latest failed one; children and dates from every call, in order."""
+    """Name and phone from the latest successful call that has them (the agent's corrected
+    view), else the latest failed one; the largest child count any call gave; children and
+    dates from every call, in session order."""
     found: dict[str, Any] = {"children": [], "dates": []}
     ordered = [c for c in calls if c.is_error] + [c for c in calls if not c.is_error]
     for call in ordered:
@@ -291,6 +293,11 @@ def extract_booking_details(
         (``children``, ``child_count``, ``parent_name``, ``phone``, ``requested_dates``) one of
         ``"tool_arguments"``, ``"caller_text"``, ``"tool_arguments+caller_text"`` or None.
 
+    Raises
+    ------
+    ConfigError
+        ``region`` is not a region code ``phonenumbers`` knows.
+
     Examples
     --------
     >>> from datetime import datetime
@@ -305,6 +312,13 @@ def extract_booking_details(
     >>> d["requested_dates"], d["sources"]["parent_name"], d["sources"]["phone"]
     (['2026-09-08'], 'tool_arguments', 'caller_text')
     """
+    if not isinstance(region, str) or region.upper() not in phonenumbers.SUPPORTED_REGIONS:
+        raise ConfigError(
+            "region",
+            f"{region!r} is not a region phonenumbers knows; use an ISO 3166 "
+            "country code such as 'US' or 'GB'",
+        )
+    region = region.upper()
     ref = reference_date
     if ref is None:
         first = evidence.start_time or next(
