@@ -375,3 +375,13 @@ def test_random_text_never_breaks_the_classifier(
     assert 0.0 <= result.confidence <= 1.0
     assert set(result.scores) == set(DEFAULT_TAXONOMY.names)
     assert result.summary is None or (result.summary and "\n" not in result.summary)
+
+
+def test_the_documented_taxonomy_example_loads() -> None:
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "intent.md").read_text(encoding="utf-8")
+    block = re.search(r"```toml\n(.*?)```", doc, re.DOTALL)
+    assert block is not None
+    tax = load_taxonomy(tomllib.loads(block.group(1)))
+    assert tax.names == ("cancellation", "other")
+    result = RuleClassifier(tax)(_says("Sorry, we can\u2019t make it Friday."))
+    assert (result.type, result.confidence) == ("cancellation", 0.6)
