@@ -187,6 +187,8 @@ BAD_TAXONOMIES: list[tuple[str, str, str]] = [
         r"failed_tool_weight: 2 is out of range; it must be between 0 and 1",
     ),
     ("t.json", '{"intents": {"a": {}}, "fallback": 3}', r"fallback: must be the name of an"),
+    ("t.json", '{"intents": {"a": {}}, "smoothing": 0}', r"smoothing: must be greater than 0"),
+    ("t.yaml", "intents:\n  a:\n    description: [x]", r"intents\.a\.description: must be a"),
 ]
 
 

@@ -19,6 +19,7 @@ import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
@@ -200,7 +201,7 @@ class RuleClassifier:
     0.0
     """
 
-    def __init__(self, taxonomy: Taxonomy | Mapping[str, Any] | str | None = None) -> None:
+    def __init__(self, taxonomy: Taxonomy | Mapping[str, Any] | str | Path | None = None) -> None:
         self.taxonomy = DEFAULT_TAXONOMY if taxonomy is None else load_taxonomy(taxonomy)
 
     def __repr__(self) -> str:

@@ -236,6 +236,13 @@ def _number(value: Any, where: str, *, low: float, high: float = math.inf) -> fl
     return float(value)
 
 
+def _smoothing(value: Any, where: str) -> float:
+    number = _number(value, where, low=0)
+    if number == 0:  # it divides; 0 would also make one weak match as sure as a strong one
+        raise ConfigError(where, "must be greater than 0; 1.0 is a good start")
+    return number
+
+
 def _check_keys(data: Mapping[str, Any], allowed: set[str], where: str) -> None:
     for key in data:
         if key not in allowed:
@@ -327,7 +334,7 @@ def _build(data: Mapping[str, Any], origin: str) -> Taxonomy:
         tuple(specs),
         fallback,
         weights,
-        _number(data.get("smoothing", 1.0), f"{where}smoothing", low=1e-9),
+        _smoothing(data.get("smoothing", 1.0), f"{where}smoothing"),
         _number(data.get("failed_tool_weight", 0.5), f"{where}failed_tool_weight", low=0, high=1),
     )
 
