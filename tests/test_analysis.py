@@ -70,6 +70,18 @@ def test_planted_answers_come_back(analysed: tuple) -> None:
             (p.end_time - p.start_time).total_seconds(), abs=1e-3
         )
         assert r["session_tag"].startswith("chat_model_")
+        details = json.loads(r["booking_details_json"])
+        assert details["phone_e164"] == p.phone_e164
+        assert details["parent_name"] == p.parent_name
+        assert sorted(details["children"]) == sorted(p.children)
+        assert details["child_count"] == p.child_count
+        assert details["requested_dates"] == p.requested_dates
+        goals = json.loads(r["goals_json"])
+        declared = {g.target for g in sl.DEFAULT_FLOWS[p.intent].goals if g.success}
+        assert goals["success"] == declared.issubset(p.reached_steps)
+        assert r["goal_completion"] == pytest.approx(
+            len(goals["met"]) / len(goals["met"] + goals["unmet"])
+        )
 
 
 def test_confidence_is_not_a_constant(analysed: tuple) -> None:

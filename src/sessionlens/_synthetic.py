@@ -309,7 +309,8 @@ class _Builder:
                 "parent_name": fam["parent"],
                 "phone_raw": phone,
                 "phone_e164": self.ctx["e164"],
-                "requested_dates": [d.isoformat() for d in dates],
+                # A caller may name the same day twice; the request is the distinct days.
+                "requested_dates": list(dict.fromkeys(d.isoformat() for d in dates)),
                 "tool_sequence": [o["name"] for o in tools],
                 "expected_flow": list(flow),
                 "reached_steps": reached,
