@@ -22,6 +22,7 @@ from .errors import (
     UnknownFormatError,
 )
 from .loaders import FORMATS, InternalRules, LoadResult, load
+from .loaders.table import load_table
 from .store import connect
 
 __version__ = "0.1.0"
@@ -41,6 +42,7 @@ __all__ = [
     "connect",
     "datasets",
     "load",
+    "load_table",
     "rebuild_sessions",
     "session_gap",
 ]
