@@ -150,7 +150,10 @@ def stable_id(prefix: str, *parts: Any) -> str:
     digest = hashlib.blake2b(digest_size=12)
     for part in parts:
         # ASCII escapes keep lone surrogates hashable; the record is rejected later anyway.
-        blob = json.dumps(part, sort_keys=True, ensure_ascii=True, default=str)
+        try:
+            blob = json.dumps(part, sort_keys=True, ensure_ascii=True, default=str)
+        except RecursionError:
+            raise ValueError("nested too deeply to identify; give the record an id") from None
         digest.update(blob.encode("ascii"))
         digest.update(b"\x1f")
     return f"{prefix}-{digest.hexdigest()}"

@@ -243,6 +243,7 @@ def map_conversation(
             raise ValueError(
                 f"{prefix}{k}/content: expected text or content parts, got {type(content).__name__}"
             )
+        payload(dict(msg), f"{prefix}{k}")  # names the message holding invalid Unicode
 
     found_id = next((fields[k] for k in _ID_KEYS if fields.get(k) not in (None, "")), None)
     if isinstance(found_id, (Mapping, list, bool, float)):
