@@ -338,9 +338,10 @@ def load_table(
         rules=internal or InternalRules(),
         strict=strict,
     )
-    # Rows rejected here carry no excerpt yet (they were never mapped): add the raw row.
+    # ``map_items`` gives rows rejected before mapping an empty excerpt: show the raw row.
     rejected = [
-        (where, reason, excerpt or _excerpt(raw.get(where))) for where, reason, excerpt in rejected
+        (where, reason, _excerpt(raw.get(where)) if excerpt in ("", "''") else excerpt)
+        for where, reason, excerpt in rejected
     ]
     result = LoadResult(files=[FileResult(path, FORMAT, rejected=len(rejected))])
     write_file(con, path, mapped, rejected, result.files[0])
@@ -357,5 +358,8 @@ def load_table(
 def _excerpt(record: Any) -> str:
     if isinstance(record, ValueError) or record is None:
         return ""
-    shown = repr(record)
+    try:
+        shown = repr(record)
+    except RecursionError:
+        return "(a value nested too deeply to show)"
     return shown if len(shown) <= 200 else shown[:199] + "…"
