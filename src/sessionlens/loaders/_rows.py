@@ -12,6 +12,7 @@ what those loaders share:
   to serialise or holding a lone surrogate (invalid Unicode, which JSON text may contain but
   UTF-8 cannot) raises ``ValueError``, so the record is rejected instead of crashing the load;
 - ``stable_id``: deterministic ids from content, so re-loading writes nothing;
+- ``mapped_items``: one record's rows as pipeline items, or one ``error`` item;
 - ``SYNTHETIC_START``: the clock of sources without timestamps.
 """
 
@@ -19,7 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -29,6 +30,7 @@ __all__ = [
     "OBSERVATION_COLUMNS",
     "SYNTHETIC_START",
     "error_text",
+    "mapped_items",
     "observation_row",
     "payload",
     "stable_id",
@@ -211,3 +213,26 @@ def trace_record(
         "release": release,
         "version": version,
     }
+
+
+def mapped_items(
+    mapper: Callable[[Any], tuple[dict[str, Any], list[dict[str, Any]]]], record: Any, where: str
+) -> Iterator[tuple[str, str, Any]]:
+    """Items of one record: its trace and observation rows, or one ``error`` item.
+
+    The whole record is mapped before anything is yielded, so a bad part rejects the record
+    (a conversation, a planner session), never half of it.
+
+    >>> list(mapped_items(lambda r: ({"id": r}, [{"observation_id": "o"}]), "t1", "line 1"))
+    [('trace', 'line 1', {'id': 't1'}), ('observation_row', 'line 1', {'observation_id': 'o'})]
+    >>> list(mapped_items(lambda r: int(r), "x", "line 2"))
+    [('error', 'line 2', "invalid literal for int() with base 10: 'x'")]
+    """
+    try:
+        trace, observations = mapper(record)
+    except ValueError as exc:
+        yield "error", where, str(exc)
+        return
+    yield "trace", where, trace
+    for row in observations:
+        yield "observation_row", where, row

@@ -51,6 +51,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Mapping
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from ._normalize import (
@@ -63,6 +64,7 @@ from ._normalize import (
 from ._rows import (
     SYNTHETIC_START,
     error_text,
+    mapped_items,
     observation_row,
     payload,
     stable_id,
@@ -142,27 +144,19 @@ def _read_document(src: SourceFile, doc: Any) -> Iterator[Item]:
         return
     records = doc if isinstance(doc, list) else [doc]
     for i, record in enumerate(records):
-        yield from _items(record, f"/{i}" if isinstance(doc, list) else "/", tabular=False)
+        yield from mapped_items(
+            map_planner_record, record, f"/{i}" if isinstance(doc, list) else "/"
+        )
 
 
 def _read_rows(src: SourceFile, rows: Iterator[tuple[str, Any]]) -> Iterator[Item]:
     tabular = src.container in ("csv", "parquet")
+    mapper = partial(map_planner_record, tabular=tabular)
     for where, record in rows:
         if isinstance(record, ValueError):
             yield "error", where, str(record)
         else:
-            yield from _items(record, where, tabular=tabular)
-
-
-def _items(record: Any, where: str, *, tabular: bool) -> Iterator[Item]:
-    try:
-        trace, observations = map_planner_record(record, tabular=tabular)
-    except ValueError as exc:
-        yield "error", where, str(exc)
-        return
-    yield "trace", where, trace
-    for row in observations:
-        yield "observation_row", where, row
+            yield from mapped_items(mapper, record, where)
 
 
 def _decode(value: Any, *, tabular: bool) -> Any:

@@ -47,6 +47,7 @@ from ._normalize import decode_json, infer_provider, normalize_usage, parse_time
 from ._rows import (
     SYNTHETIC_START,
     error_text,
+    mapped_items,
     observation_row,
     payload,
     stable_id,
@@ -110,7 +111,7 @@ def _conversations(doc: Any) -> Iterator[tuple[str, Any]]:
 
 def _read_document(src: SourceFile, doc: Any) -> Iterator[Item]:
     for where, conversation in _conversations(doc):
-        yield from _items(conversation, where)
+        yield from mapped_items(map_conversation, conversation, where)
 
 
 def _read_rows(src: SourceFile, rows: Iterator[tuple[str, Any]]) -> Iterator[Item]:
@@ -118,20 +119,7 @@ def _read_rows(src: SourceFile, rows: Iterator[tuple[str, Any]]) -> Iterator[Ite
         if isinstance(record, ValueError):
             yield "error", where, str(record)
         else:
-            yield from _items(record, where)
-
-
-def _items(conversation: Any, where: str) -> Iterator[Item]:
-    # The whole conversation is mapped before anything is yielded: a bad message rejects its
-    # conversation, never half of it.
-    try:
-        trace, observations = map_conversation(conversation)
-    except ValueError as exc:
-        yield "error", where, str(exc)
-        return
-    yield "trace", where, trace
-    for row in observations:
-        yield "observation_row", where, row
+            yield from mapped_items(map_conversation, record, where)
 
 
 def _time(record: Mapping[str, Any], keys: Sequence[str], where: str) -> datetime | None:
