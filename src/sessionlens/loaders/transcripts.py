@@ -181,17 +181,13 @@ def _tool_calls(msg: Mapping[str, Any], where: str) -> list[tuple[str | None, st
     return calls
 
 
-def map_conversation(
-    conversation: Any, *, source_format: str = FORMAT
-) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def map_conversation(conversation: Any) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Map one conversation to a Langfuse-shaped trace record and canonical observation rows.
 
     Parameters
     ----------
     conversation : list or dict
         A list of chat messages, or a record holding one under a ``MESSAGE_KEYS`` key.
-    source_format : str
-        Recorded in ``observations.source_format``.
 
     Returns
     -------
