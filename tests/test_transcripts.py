@@ -4,6 +4,7 @@ one trace and one session per conversation, with tool calls in the order the age
 from __future__ import annotations
 
 import json
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -408,8 +409,6 @@ def _with_orphans(conversation: list[dict[str, Any]]) -> list[str | None]:
 @given(conversations=st.lists(messages, min_size=1, max_size=4))
 def test_any_conversation_keeps_its_calls_in_order_and_reloads_as_nothing(conversations):
     con = sl.connect()
-    import tempfile
-
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "c.jsonl"
         path.write_text("".join(json.dumps(c) + "\n" for c in conversations))
