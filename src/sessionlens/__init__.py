@@ -44,6 +44,7 @@ from .errors import (
     UnknownFormatError,
 )
 from .loaders import FORMATS, InternalRules, LoadResult, load
+from .loaders.table import load_table
 from .store import connect
 
 __version__ = "0.1.0"
@@ -82,6 +83,7 @@ __all__ = [
     "intent_mix",
     "load",
     "load_flows",
+    "load_table",
     "load_taxonomy",
     "observation_costs",
     "prune",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -15,11 +16,15 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from duckdb import DuckDBPyConnection
+
 from . import __version__, datasets
 from .analysis.sessions import rebuild_sessions
 from .cache import AnalyzeResult, analyze_sessions
 from .errors import ConfigError, SessionlensError
 from .loaders import FORMATS, LoadResult, load
+from .loaders.files import expand_paths
+from .loaders.table import load_table
 from .store import connect
 
 __all__ = ["main"]
@@ -39,14 +44,48 @@ def _summary(result: LoadResult, db: str) -> str:
     return "\n".join(lines)
 
 
+def _mapping(path: str | None) -> dict[str, str]:
+    if path is None:
+        raise ConfigError(
+            "--mapping",
+            "--format table needs --mapping FILE, a JSON object of canonical "
+            'column -> table column, e.g. {"trace_id": "trace", "observation_id": "span_id", '
+            '"start_time": "ts"}',
+        )
+    try:
+        mapping = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ConfigError("--mapping", f"cannot read {path} as JSON: {exc}") from exc
+    if not isinstance(mapping, dict):
+        raise ConfigError("--mapping", f"{path} must hold a JSON object")
+    return mapping
+
+
+def _load_tables(con: DuckDBPyConnection, args: argparse.Namespace) -> LoadResult:
+    mapping = _mapping(args.mapping)
+    result = LoadResult()
+    for src in expand_paths(args.paths):
+        one = load_table(con, src.path, mapping=mapping, strict=args.strict)
+        result.files += one.files
+        result.traces, result.observations = one.traces, one.observations
+        result.sessions, result.tool_calls = one.sessions, one.tool_calls
+    result.rejected = sum(f.rejected for f in result.files)
+    return result
+
+
 def _cmd_load(args: argparse.Namespace) -> int:
+    if args.mapping is not None and args.format != "table":
+        raise ConfigError("--mapping", "only used with --format table")
     con = connect(args.db)
     try:
         if args.gap is not None:
             rebuild_sessions(con, gap=timedelta(minutes=args.gap))
-        result = load(
-            con, args.paths, format=args.format, strict=args.strict, progress=args.progress
-        )
+        if args.format == "table":
+            result = _load_tables(con, args)
+        else:
+            result = load(
+                con, args.paths, format=args.format, strict=args.strict, progress=args.progress
+            )
         print(_summary(result, args.db))
     finally:
         con.close()
@@ -160,8 +199,14 @@ def _parser() -> argparse.ArgumentParser:
     p_load.add_argument(
         "--format",
         default="auto",
-        choices=["auto", *FORMATS],
-        help="input format (default: detect per file)",
+        choices=["auto", *FORMATS, "table"],
+        help="input format (default: detect per file); 'table' reads Parquet / CSV spans "
+        "named by --mapping",
+    )
+    p_load.add_argument(
+        "--mapping",
+        metavar="FILE",
+        help="with --format table: JSON object mapping canonical columns to the table's",
     )
     p_load.add_argument(
         "--strict", action="store_true", help="stop at the first bad record, loading nothing of it"

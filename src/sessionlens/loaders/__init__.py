@@ -21,7 +21,9 @@ from ..analysis.sessions import regroup_sessions, session_gap
 from ..analysis.tools import rebuild_tool_calls
 from ..analysis.transcript import rebuild_conversation_turns
 from ..errors import TraceFormatError
-from . import _write, langfuse
+
+# Importing a format's module registers its reader.
+from . import _write, langfuse, planner, transcripts  # noqa: F401
 from ._normalize import InternalRules, row_hash
 from .files import FORMATS, SourceFile, expand_paths, read_items
 

@@ -69,6 +69,7 @@ def register(reader: Reader) -> Reader:
     return reader
 
 
+_TOO_DEEP = "JSON nested too deeply to read (over about 1000 levels)"
 _SUFFIXES = (".json", ".jsonl", ".ndjson", ".csv", ".parquet")
 _BLOB_TABLES = ("traces", "observations", "observations_v2", "scores")
 
@@ -168,6 +169,8 @@ def _load_document(src: SourceFile) -> Any:
         raise TraceFormatError(
             str(src.path), f"line {exc.lineno} column {exc.colno}", f"invalid JSON: {exc.msg}"
         ) from exc
+    except RecursionError as exc:  # hostile input: thousands of nested arrays or objects
+        raise TraceFormatError(str(src.path), "file", _TOO_DEEP) from exc
 
 
 def detect(src: SourceFile, doc: Any = None) -> str:
@@ -231,7 +234,7 @@ def _first_jsonl(src: SourceFile) -> Any:
             for line in handle:
                 if line.strip():
                     return json.loads(line)
-    except (ValueError, OSError, EOFError):
+    except (ValueError, OSError, EOFError, RecursionError):
         return None  # reading reports the error with its line
     return None
 
@@ -260,6 +263,8 @@ def _jsonl_rows(src: SourceFile) -> Iterator[tuple[str, Any]]:
                     yield f"line {number}", ValueError("invalid UTF-8")
                 except json.JSONDecodeError as exc:
                     yield f"line {number}", ValueError(f"invalid JSON: {exc.msg}")
+                except RecursionError:
+                    yield f"line {number}", ValueError(_TOO_DEEP)
         except (OSError, EOFError) as exc:
             raise TraceFormatError(str(src.path), "file", f"cannot read: {exc}") from exc
 
