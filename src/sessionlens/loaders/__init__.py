@@ -21,7 +21,7 @@ from ..analysis.sessions import regroup_sessions, session_gap
 from ..analysis.tools import rebuild_tool_calls
 from ..analysis.transcript import rebuild_conversation_turns
 from ..errors import TraceFormatError
-from . import _write, langfuse
+from . import _write, langfuse, otlp  # noqa: F401  (otlp registers its format)
 from ._normalize import InternalRules, row_hash
 from .files import FORMATS, SourceFile, expand_paths, read_items
 
