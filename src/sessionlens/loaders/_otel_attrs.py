@@ -399,9 +399,10 @@ def map_span(span: Span, *, source_format: str, rollup: bool = False) -> dict[st
         if not e.name.startswith("gen_ai.") and e.name != "exception"
     ]
     model = to_text(a.take("langfuse.observation.model.name", "gen_ai.response.model"))
-    requested = a.attrs.get("gen_ai.request.model")
-    if model is None or requested == model:
-        model = model or to_text(a.take("gen_ai.request.model"))
+    # The requested model is only kept apart (in metadata) when the response names another.
+    if model is None or a.attrs.get("gen_ai.request.model") == model:
+        requested = to_text(a.take("gen_ai.request.model"))
+        model = model or requested
     model = model or to_text(
         a.take("llm.response.model_name", "llm.model_name", "llm.request.model_name")
     )

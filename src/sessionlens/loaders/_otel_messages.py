@@ -82,10 +82,10 @@ def indexed(attrs: Mapping[str, Any], prefix: str) -> tuple[list[Any], set[str]]
 
 def _arguments(value: Any) -> Any:
     # OpenAI chat keeps arguments as the JSON text the model wrote; structured ones are
-    # serialised back with json.dumps' default separators, as the OpenAI SDK's users do.
+    # serialised back with json.dumps' defaults, the commonest way they were written.
     if value is None or isinstance(value, str):
         return value
-    return json.dumps(value, ensure_ascii=False)
+    return json.dumps(value)
 
 
 def _openai_call(call: Mapping[str, Any]) -> dict[str, Any]:
