@@ -21,7 +21,7 @@ from .errors import (
     TraceFormatError,
     UnknownFormatError,
 )
-from .loaders import FORMATS, InternalRules, LoadResult, load
+from .loaders import FORMATS, InternalRules, LoadResult, load, load_spans_dataframe
 from .store import connect
 
 __version__ = "0.1.0"
@@ -41,6 +41,7 @@ __all__ = [
     "connect",
     "datasets",
     "load",
+    "load_spans_dataframe",
     "rebuild_sessions",
     "session_gap",
 ]

@@ -21,9 +21,10 @@ from ..analysis.sessions import regroup_sessions, session_gap
 from ..analysis.tools import rebuild_tool_calls
 from ..analysis.transcript import rebuild_conversation_turns
 from ..errors import TraceFormatError
-from . import _write, langfuse, otlp  # noqa: F401  (otlp registers its format)
+from . import _write, langfuse, otlp, phoenix  # noqa: F401  (otlp, phoenix register formats)
 from ._normalize import InternalRules, row_hash
 from .files import FORMATS, SourceFile, expand_paths, read_items
+from .phoenix import load_spans_dataframe
 
 __all__ = [
     "FORMATS",
@@ -31,6 +32,7 @@ __all__ = [
     "InternalRules",
     "LoadResult",
     "load",
+    "load_spans_dataframe",
     "map_items",
     "write_file",
 ]

@@ -98,7 +98,7 @@ def decode_id(value: Any, size: int, what: str) -> str | None:
 
     >>> decode_id("5B8EFFF798038103D269B633813FC60C", 16, "traceId")
     '5b8efff798038103d269b633813fc60c'
-    >>> decode_id("7u4ZfsPBsXQ=", 8, "spanId")
+    >>> decode_id("7uGbfsPBsXQ=", 8, "spanId")
     'eee19b7ec3c1b174'
     """
     if value is None or value == "":

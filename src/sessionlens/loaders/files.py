@@ -168,6 +168,8 @@ def _load_document(src: SourceFile) -> Any:
         raise TraceFormatError(
             str(src.path), f"line {exc.lineno} column {exc.colno}", f"invalid JSON: {exc.msg}"
         ) from exc
+    except RecursionError as exc:  # hostile nesting exhausts the parser's stack
+        raise TraceFormatError(str(src.path), "file", "JSON nested too deeply") from exc
 
 
 def detect(src: SourceFile, doc: Any = None) -> str:
@@ -231,7 +233,7 @@ def _first_jsonl(src: SourceFile) -> Any:
             for line in handle:
                 if line.strip():
                     return json.loads(line)
-    except (ValueError, OSError, EOFError):
+    except (ValueError, OSError, EOFError, RecursionError):
         return None  # reading reports the error with its line
     return None
 
@@ -260,6 +262,8 @@ def _jsonl_rows(src: SourceFile) -> Iterator[tuple[str, Any]]:
                     yield f"line {number}", ValueError("invalid UTF-8")
                 except json.JSONDecodeError as exc:
                     yield f"line {number}", ValueError(f"invalid JSON: {exc.msg}")
+                except RecursionError:
+                    yield f"line {number}", ValueError("JSON nested too deeply")
         except (OSError, EOFError) as exc:
             raise TraceFormatError(str(src.path), "file", f"cannot read: {exc}") from exc
 
