@@ -246,7 +246,7 @@ def _enum(value: Any, names: tuple[str, ...], prefix: str, what: str) -> str:
         name = value.upper().removeprefix(prefix)
         if name in names:
             return name
-    raise ValueError(f"{what}: unknown value {str(value)[:40]!r}")
+    raise ValueError(f"{what}: unknown value {repr(value)[:40]}")
 
 
 def _events(raw: Any) -> list[SpanEvent]:
