@@ -309,3 +309,89 @@ def test_an_llm_span_wrapping_llm_spans_keeps_no_tokens(
     totals = con.sql("SELECT sum(total_tokens), sum(reported_cost_usd) FROM observations")
     assert totals.fetchone() == (55, 0.25)
     assert obs(con, "00000000000000a2")["total_tokens"] is None
+
+
+# -- hostile input -------------------------------------------------------------------------------
+
+
+def _nested(depth: int) -> dict[str, Any]:
+    value: dict[str, Any] = {"stringValue": "bottom"}
+    for i in range(depth):
+        key = "k" if i % 2 else None
+        value = (
+            {"kvlistValue": {"values": [{"key": "k", "value": value}]}}
+            if key
+            else {"arrayValue": {"values": [value]}}
+        )
+    return value
+
+
+HOSTILE = {
+    "deep-anyvalue": (
+        [{"key": "deep", "value": _nested(60)}],
+        "attributes.deep: nested deeper than 32 levels",
+    ),
+    "deep-json-text": (
+        kv({"langfuse.observation.input": "[" * 200_000 + "]" * 200_000}),
+        "a value is nested too deeply to store",
+    ),
+    "lone-surrogate-attr": (kv({"note": "a\ud800b"}), "metadata: invalid Unicode"),
+    "lone-surrogate-io": (kv({"input.value": "\udfff"}), "input: invalid Unicode"),
+}
+
+
+@pytest.mark.parametrize("case", HOSTILE.values(), ids=list(HOSTILE))
+def test_hostile_attribute_values_are_rejected(
+    con: duckdb.DuckDBPyConnection, tmp_path: Path, case: tuple[list[Any], str]
+) -> None:
+    attributes, reason = case
+    doc = request(span("00000000000000e1"), span("00000000000000e2", attributes=attributes))
+    path = write(tmp_path, doc)  # json.dumps escapes lone surrogates as \ud800
+    sl.load(con, EXAMPLE)
+    before = snapshot(con)
+    with pytest.raises(TraceFormatError, match=re.escape(f"{POINTER}: {reason}")):
+        sl.load(con, path, strict=True)
+    assert snapshot(con) == before
+    assert sl.load(con, path).rejected == 1
+
+
+def test_a_lone_surrogate_in_a_span_name_is_rejected(
+    con: duckdb.DuckDBPyConnection, tmp_path: Path
+) -> None:
+    path = write(tmp_path, request(span("00000000000000e1", name="\ud83d oops")))
+    with pytest.raises(TraceFormatError, match="name: invalid Unicode"):
+        sl.load(con, path, strict=True)
+
+
+def test_huge_values_load_whole(con: duckdb.DuckDBPyConnection, tmp_path: Path) -> None:
+    huge = "x" * 3_000_000
+    attrs = {"input.value": huge, "input.mime_type": "text/plain", "big.list": ["y"] * 20_000}
+    sl.load(con, write(tmp_path, request(span("00000000000000e1", attrs=attrs))), strict=True)
+    row = obs(con, "00000000000000e1")
+    assert json.loads(row["input"]) == huge
+    assert len(json.loads(row["metadata"])["attributes"]["big.list"]) == 20_000
+
+
+def test_broken_files_never_half_load(con: duckdb.DuckDBPyConnection, tmp_path: Path) -> None:
+    sl.load(con, EXAMPLE)
+    before = snapshot(con)
+    deep = tmp_path / "deep.json"
+    deep.write_text('{"resourceSpans": ' + "[" * 100_000 + "]" * 100_000 + "}")
+    latin = tmp_path / "latin.json"
+    latin.write_bytes(json.dumps(request(span("00000000000000e1"))).encode()[:-2] + b"\xe9}]}")
+    for path, reason in ((deep, "JSON nested too deeply"), (latin, "invalid UTF-8")):
+        with pytest.raises(TraceFormatError, match=reason):
+            sl.load(con, path, strict=True)
+        assert snapshot(con) == before
+    assert sl.load(con, [deep, latin]).rejected == 2  # one load_errors row per file
+
+
+def test_a_parent_cycle_does_not_hang(con: duckdb.DuckDBPyConnection, tmp_path: Path) -> None:
+    chat = {"gen_ai.operation.name": "chat", "gen_ai.usage.input_tokens": 5}
+    doc = request(
+        span("00000000000000e1", parent="00000000000000e2", attrs=chat),
+        span("00000000000000e2", parent="00000000000000e1", attrs=chat),
+    )
+    result = sl.load(con, write(tmp_path, doc), strict=True)
+    assert result.observations == 2
+    assert con.sql("SELECT is_stub FROM traces").fetchall() == [(True,)]  # no root span

@@ -202,9 +202,11 @@ def decode_any(value: Any, what: str, depth: int = 0) -> Any:
     values = inner.get("values", []) if isinstance(inner, Mapping) else None
     if not isinstance(values, list):
         raise ValueError(f"{what}: {kind} must be an object with a 'values' list")
+    # Nested values report the attribute they belong to: a path a hundred levels long helps
+    # nobody find the problem.
     if kind == "arrayValue":
-        return [decode_any(v, f"{what}[{i}]", depth + 1) for i, v in enumerate(values)]
-    return decode_attributes(values, what, depth + 1)
+        return [decode_any(v, what, depth + 1) for v in values]
+    return decode_attributes(values, what, depth + 1, nested=True)
 
 
 def _double(inner: Any, what: str) -> float | str:
@@ -224,7 +226,9 @@ def _double(inner: Any, what: str) -> float | str:
     raise ValueError(f"{what}: doubleValue must be a number, got {str(inner)[:40]!r}")
 
 
-def decode_attributes(values: Any, what: str, depth: int = 0) -> dict[str, Any]:
+def decode_attributes(
+    values: Any, what: str, depth: int = 0, *, nested: bool = False
+) -> dict[str, Any]:
     """A ``KeyValue`` list as a dict (a repeated key keeps its last value)."""
     if values is None:
         return {}
@@ -235,7 +239,7 @@ def decode_attributes(values: Any, what: str, depth: int = 0) -> dict[str, Any]:
         if not isinstance(item, Mapping) or not isinstance(item.get("key"), str):
             raise ValueError(f"{what}[{i}]: expected {{'key': string, 'value': AnyValue}}")
         key = item["key"]
-        out[key] = decode_any(item.get("value") or {}, f"{what}.{key}", depth)
+        out[key] = decode_any(item.get("value") or {}, what if nested else f"{what}.{key}", depth)
     return out
 
 
