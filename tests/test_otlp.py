@@ -5,12 +5,15 @@ from __future__ import annotations
 import base64
 import json
 import re
+import tempfile
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import sessionlens as sl
 from sessionlens import TraceFormatError
@@ -395,3 +398,32 @@ def test_a_parent_cycle_does_not_hang(con: duckdb.DuckDBPyConnection, tmp_path: 
     result = sl.load(con, write(tmp_path, doc), strict=True)
     assert result.observations == 2
     assert con.sql("SELECT is_stub FROM traces").fetchall() == [(True,)]  # no root span
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    max_leaves=8,
+)
+FIELDS = ["traceId", "spanId", "parentSpanId", "name", "kind", "startTimeUnixNano"]
+FIELDS += ["endTimeUnixNano", "status", "attributes", "events"]
+
+
+@settings(max_examples=40, deadline=None)
+@given(field=st.sampled_from(FIELDS), value=JSON_VALUES)
+def test_any_value_in_any_span_field_loads_or_is_rejected(field: str, value: Any) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        bad = {**span("00000000000000e2"), field: value}
+        path = write(Path(tmp), request(span("00000000000000e1"), bad))
+        con = sl.connect()
+        sl.load(con, EXAMPLE)
+        before = snapshot(con)
+        try:
+            strict = sl.load(con, path, strict=True)
+        except TraceFormatError as exc:
+            assert exc.locator == POINTER
+            assert snapshot(con) == before
+            lenient = sl.load(con, path)
+            assert (lenient.files[0].observations, lenient.rejected) == (1, 1)
+        else:
+            assert strict.files[0].observations == 2
