@@ -1,4 +1,4 @@
-"""OTLP/JSON loader: the real proto example, decoding rules, conventions, roll-ups, hostile input."""
+"""OTLP/JSON loader: the real proto example, decoding rules, roll-ups, hostile input."""
 
 from __future__ import annotations
 
@@ -167,7 +167,10 @@ def test_every_anyvalue_kind(con: duckdb.DuckDBPyConnection, tmp_path: Path) -> 
         {"key": "nan", "value": {"doubleValue": "NaN"}},
         {"key": "bytes", "value": {"bytesValue": base64.b64encode(b"\x00\xff").decode()}},
         {"key": "empty", "value": {}},
-        {"key": "arr", "value": {"arrayValue": {"values": [{"intValue": 1}, {"stringValue": "x"}]}}},
+        {
+            "key": "arr",
+            "value": {"arrayValue": {"values": [{"intValue": 1}, {"stringValue": "x"}]}},
+        },
         {
             "key": "kv",
             "value": {
@@ -286,7 +289,9 @@ def test_agent_roll_up_usage_is_not_counted_twice(
              attrs={**chat, "gen_ai.usage.input_tokens": 200, "gen_ai.usage.output_tokens": 20}),
     )  # fmt: skip
     sl.load(con, write(tmp_path, doc), strict=True)
-    sums = con.sql("SELECT sum(input_tokens), sum(output_tokens), sum(total_tokens) FROM observations")
+    sums = con.sql(
+        "SELECT sum(input_tokens), sum(output_tokens), sum(total_tokens) FROM observations"
+    )
     assert sums.fetchone() == (300, 30, 330)
     root = obs(con, "00000000000000f1")
     assert (root["type"], root["input_tokens"], root["total_tokens"]) == ("AGENT", None, None)
@@ -402,7 +407,9 @@ def test_a_parent_cycle_does_not_hang(con: duckdb.DuckDBPyConnection, tmp_path: 
 
 JSON_VALUES = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    ),
     max_leaves=8,
 )
 FIELDS = ["traceId", "spanId", "parentSpanId", "name", "kind", "startTimeUnixNano"]

@@ -1,4 +1,4 @@
-"""Write a :class:`~sessionlens.datasets.SyntheticDataset` as OTLP/JSON, as an instrumented app would.
+"""Write a :class:`~sessionlens.datasets.SyntheticDataset` as OTLP/JSON, as an app would emit it.
 
 This module owns the OTLP side of the parity test: the same generated sessions that
 ``_export_writer`` writes as Langfuse exports come out here as ``ExportTraceServiceRequest``

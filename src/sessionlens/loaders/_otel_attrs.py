@@ -20,251 +20,44 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from . import _otel_messages as msgs
-from ._normalize import (
-    decode_json,
-    infer_provider,
-    json_text,
-    normalize_usage,
-    parse_timestamp,
-    to_float,
-    to_int,
-    to_text,
+from ._normalize import infer_provider, json_text, parse_timestamp, to_float, to_text
+from ._otel_fields import (
+    LLM_TYPES,
+    TRACE_KEYS,
+    TRACE_PREFIXES,
+    Attrs,
+    cost,
+    json_value,
+    mapping,
+    model_parameters,
+    observation_type,
+    tokens,
 )
 from ._otlp_decode import Span
-from .langfuse import OBSERVATION_TYPES
 
-__all__ = ["TRACE_KEYS", "TRACE_PREFIXES", "Attrs", "has_usage", "map_span", "observation_type"]
+__all__ = ["check_text", "map_span"]
 
 _LEVELS = frozenset({"DEBUG", "DEFAULT", "WARNING", "ERROR"})
-_LLM_TYPES = frozenset({"GENERATION", "EMBEDDING"})
-_OPENINFERENCE_KINDS = {
-    "LLM": "GENERATION",
-    "EMBEDDING": "EMBEDDING",
-    "TOOL": "TOOL",
-    "AGENT": "AGENT",
-    "CHAIN": "CHAIN",
-    "RETRIEVER": "RETRIEVER",
-    "GUARDRAIL": "GUARDRAIL",
-    "EVALUATOR": "EVALUATOR",
-}
-_GENAI_OPERATIONS = {
-    "chat": "GENERATION",
-    "text_completion": "GENERATION",
-    "generate_content": "GENERATION",
-    "embeddings": "EMBEDDING",
-    "execute_tool": "TOOL",
-    "invoke_agent": "AGENT",
-    "create_agent": "AGENT",
-    "invoke_workflow": "CHAIN",
-    "retrieval": "RETRIEVER",
-}
-_TRACELOOP_KINDS = {"workflow": "CHAIN", "task": "SPAN", "agent": "AGENT", "tool": "TOOL"}
-_LLM_REQUEST_TYPES = {"chat": "GENERATION", "completion": "GENERATION", "embedding": "EMBEDDING"}
-_USAGE_PREFIXES = ("gen_ai.usage.", "llm.token_count.", "llm.usage.")
-_TOKEN_KEYS = {
-    "input": ("gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens", "llm.token_count.prompt"),
-    "output": (
-        "gen_ai.usage.output_tokens",
-        "gen_ai.usage.completion_tokens",
-        "llm.token_count.completion",
-    ),
-    "total": ("gen_ai.usage.total_tokens", "llm.token_count.total", "llm.usage.total_tokens"),
-    "cache_read": (
-        "gen_ai.usage.cache_read.input_tokens",
-        "gen_ai.usage.cache_read_input_tokens",
-        "llm.token_count.prompt_details.cache_read",
-    ),
-    "cache_write": (
-        "gen_ai.usage.cache_creation.input_tokens",
-        "gen_ai.usage.cache_creation_input_tokens",
-        "llm.token_count.prompt_details.cache_write",
-    ),
-    "reasoning": (
-        "gen_ai.usage.reasoning.output_tokens",
-        "gen_ai.usage.reasoning_tokens",
-        "llm.token_count.completion_details.reasoning",
-    ),
-}
-_REQUEST_PARAMS = (
-    "temperature",
-    "max_tokens",
-    "top_p",
-    "top_k",
-    "frequency_penalty",
-    "presence_penalty",
-    "seed",
-    "stop_sequences",
-    "choice.count",
-)
-#: Attributes that describe the trace, not the span: read by ``_otel_spans`` for the trace row.
-TRACE_KEYS = frozenset(
-    [
-        "langfuse.trace.name",
-        "langfuse.trace.tags",
-        "langfuse.trace.public",
-        "langfuse.trace.input",
-        "langfuse.trace.output",
-        "langfuse.trace.metadata",
-        "langfuse.session.id",
-        "langfuse.user.id",
-        "langfuse.environment",
-        "langfuse.release",
-        "langfuse.version",
-        "session.id",
-        "user.id",
-        "gen_ai.conversation.id",
-        "tag.tags",
-    ]
-)
-TRACE_PREFIXES = ("langfuse.trace.metadata.", "traceloop.association.properties.")
-
-
-class Attrs:
-    """A span's attributes with a record of which ones the mapping used."""
-
-    def __init__(self, attrs: Mapping[str, Any]) -> None:
-        self.attrs = attrs
-        self.used: set[str] = set()
-
-    def take(self, *keys: str) -> Any:
-        """The first non-empty value of ``keys``; every present key counts as used."""
-        found = None
-        for key in keys:
-            value = self.attrs.get(key)
-            if key in self.attrs:
-                self.used.add(key)
-            if found is None and value not in (None, "", [], {}):
-                found = value
-        return found
-
-    def prefixed(self, prefix: str) -> dict[str, Any]:
-        """Every ``prefix<rest>`` attribute as ``{rest: value}``, marked used."""
-        out = {k[len(prefix) :]: v for k, v in self.attrs.items() if k.startswith(prefix)}
-        self.used.update(prefix + k for k in out)
-        return out
-
-    def rest(self) -> dict[str, Any]:
-        """The attributes no mapping used."""
-        return {k: v for k, v in self.attrs.items() if k not in self.used}
-
-
-def observation_type(attrs: Mapping[str, Any]) -> str:
-    """The canonical observation type a span's attributes declare (``SPAN`` if none).
-
-    >>> observation_type({"gen_ai.operation.name": "execute_tool"})
-    'TOOL'
-    >>> observation_type({"openinference.span.kind": "LLM"})
-    'GENERATION'
-    """
-    declared = attrs.get("langfuse.observation.type")
-    if declared not in (None, ""):
-        kind = str(declared).upper()
-        if kind not in OBSERVATION_TYPES:
-            raise ValueError(f"langfuse.observation.type: unknown type {declared!r}")
-        return kind
-    for key, table in (
-        ("openinference.span.kind", _OPENINFERENCE_KINDS),
-        ("gen_ai.operation.name", _GENAI_OPERATIONS),
-        ("traceloop.span.kind", _TRACELOOP_KINDS),
-        ("llm.request.type", _LLM_REQUEST_TYPES),
-    ):
-        value = attrs.get(key)
-        if isinstance(value, str) and value:
-            key_value = value.upper() if key == "openinference.span.kind" else value.lower()
-            return table.get(key_value, "SPAN")
-    # An undeclared span that names a model is a model call (Vercel AI's doGenerate, ...).
-    if any(attrs.get(k) for k in ("gen_ai.request.model", "gen_ai.response.model")):
-        return "GENERATION"
-    return "SPAN"
-
-
-def has_usage(attrs: Mapping[str, Any]) -> bool:
-    """Whether a span reports token usage."""
-    return "langfuse.observation.usage_details" in attrs or any(
-        k.startswith(_USAGE_PREFIXES) for k in attrs
-    )
-
-
-def _json_value(value: Any) -> Any:
-    return decode_json(value) if isinstance(value, str) else value
-
-
-def _mapping(value: Any, what: str) -> dict[str, Any]:
-    value = _json_value(value)
-    if value in (None, ""):
-        return {}
-    if not isinstance(value, Mapping):
-        raise ValueError(f"{what}: expected a JSON object, got {type(value).__name__}")
-    return dict(value)
-
-
-def _model_parameters(a: Attrs) -> dict[str, Any] | None:
-    params = _mapping(a.take("langfuse.observation.model.parameters"), "model.parameters")
-    invocation = _mapping(a.take("llm.invocation_parameters"), "llm.invocation_parameters")
-    params.update({k: v for k, v in invocation.items() if k not in params})
-    for name in _REQUEST_PARAMS:
-        value = a.take(f"gen_ai.request.{name}")
-        if value is not None and name not in params:
-            params[name] = value
-    return params or None
-
-
-def _tokens(a: Attrs) -> tuple[dict[str, int | None], dict[str, Any]]:
-    details: dict[str, Any] = {}
-    for prefix in _USAGE_PREFIXES:
-        details.update({prefix + k: v for k, v in a.prefixed(prefix).items()})
-    given = _mapping(a.take("langfuse.observation.usage_details"), "usage_details")
-    if given:
-        usage = normalize_usage(given)
-        counts = {
-            "input": usage.input_tokens,
-            "output": usage.output_tokens,
-            "total": usage.total_tokens,
-            "cache_read": usage.cache_read_tokens,
-            "cache_write": usage.cache_write_tokens,
-            "reasoning": usage.reasoning_tokens,
-        }
-        return counts, {**given, **details}
-    counts = {}
-    for column, keys in _TOKEN_KEYS.items():
-        value = next((details[k] for k in keys if details.get(k) is not None), None)
-        counts[column] = to_int(value, f"{column} tokens")
-    if counts["total"] is None and (counts["input"] is not None or counts["output"] is not None):
-        counts["total"] = (counts["input"] or 0) + (counts["output"] or 0)
-    return counts, details
-
-
-def _cost(a: Attrs) -> tuple[float | None, dict[str, Any] | None]:
-    given = _mapping(a.take("langfuse.observation.cost_details"), "cost_details")
-    oi = {k: to_float(v, f"llm.cost.{k}") for k, v in a.prefixed("llm.cost.").items()}
-    details = given or oi
-    if not details:
-        return None, None
-    if "total" in details:
-        return to_float(details["total"], "cost total"), details
-    # Without a total, the top-level parts add up (``prompt_details.*`` are parts of ``prompt``).
-    parts = [to_float(v, f"cost {k}") for k, v in details.items() if "." not in k]
-    return sum(p for p in parts if p is not None), details
 
 
 def _io_value(value: Any, mime: Any = None) -> Any:
     if isinstance(value, str) and isinstance(mime, str) and not mime.endswith("json"):
         return value  # text/plain stays text even when it looks like JSON
-    return _json_value(value)
+    return json_value(value)
 
 
 def _input(a: Attrs, obs_type: str, inputs_from_events: list[Any]) -> Any:
     value = a.take("langfuse.observation.input")
     if value is not None:
-        return _json_value(value)
+        return json_value(value)
     flat, keys = msgs.indexed(a.attrs, "llm.input_messages")
     if flat:
         a.used.update(keys)
         return msgs.chat_from_flat(flat)
     genai = a.take("gen_ai.input.messages")
     if genai is not None:
-        system = _json_value(a.take("gen_ai.system_instructions"))
-        return msgs.chat_from_genai(_json_value(genai), system)
+        system = json_value(a.take("gen_ai.system_instructions"))
+        return msgs.chat_from_genai(json_value(genai), system)
     if inputs_from_events:
         return inputs_from_events
     flat, keys = msgs.indexed(a.attrs, "gen_ai.prompt")
@@ -275,22 +68,22 @@ def _input(a: Attrs, obs_type: str, inputs_from_events: list[Any]) -> Any:
     if value is not None:
         return _io_value(value, a.take("input.mime_type"))
     if obs_type == "TOOL" and a.attrs.get("gen_ai.tool.call.arguments") is not None:
-        return _json_value(a.attrs["gen_ai.tool.call.arguments"])
+        return json_value(a.attrs["gen_ai.tool.call.arguments"])
     value = a.take("gen_ai.prompt", "traceloop.entity.input")
-    return _json_value(value)
+    return json_value(value)
 
 
 def _output(a: Attrs, obs_type: str, outputs_from_events: list[Any]) -> Any:
     value = a.take("langfuse.observation.output")
     if value is not None:
-        return _json_value(value)
+        return json_value(value)
     flat, keys = msgs.indexed(a.attrs, "llm.output_messages")
     if flat:
         a.used.update(keys)
         return msgs.single_or_list(msgs.chat_from_flat(flat))
     genai = a.take("gen_ai.output.messages")
     if genai is not None:
-        return msgs.single_or_list(msgs.chat_from_genai(_json_value(genai)))
+        return msgs.single_or_list(msgs.chat_from_genai(json_value(genai)))
     if outputs_from_events:
         return msgs.single_or_list(outputs_from_events)
     flat, keys = msgs.indexed(a.attrs, "gen_ai.completion")
@@ -303,13 +96,13 @@ def _output(a: Attrs, obs_type: str, outputs_from_events: list[Any]) -> Any:
     if obs_type == "TOOL":
         value = a.take("gen_ai.tool.call.result")
         if value is not None:
-            return _json_value(value)
-    return _json_value(a.take("gen_ai.completion", "traceloop.entity.output"))
+            return json_value(value)
+    return json_value(a.take("gen_ai.completion", "traceloop.entity.output"))
 
 
 def _timestamp(value: Any, what: str) -> datetime | None:
     try:
-        return parse_timestamp(_json_value(value))
+        return parse_timestamp(json_value(value))
     except ValueError as exc:
         raise ValueError(f"{what}: {exc}") from None
 
@@ -350,12 +143,12 @@ def _tool(a: Attrs, span: Span) -> tuple[str | None, str | None, Any]:
     name = to_text(a.take("gen_ai.tool.name", "tool.name")) or span.name
     call_id = to_text(a.take("gen_ai.tool.call.id", "tool_call.id"))
     arguments = a.take("gen_ai.tool.call.arguments", "tool_call.function.arguments")
-    return name, call_id, None if arguments is None else _json_value(arguments)
+    return name, call_id, None if arguments is None else json_value(arguments)
 
 
-def _metadata(a: Attrs, span: Span, events: list[Mapping[str, Any]]) -> dict[str, Any]:
-    md = {k: _json_value(v) for k, v in a.prefixed("langfuse.observation.metadata.").items()}
-    md.update(_mapping(a.take("metadata"), "metadata"))
+def _metadata(a: Attrs, span: Span, events: list[dict[str, Any]]) -> dict[str, Any]:
+    md = {k: json_value(v) for k, v in a.prefixed("langfuse.observation.metadata.").items()}
+    md.update(mapping(a.take("metadata"), "metadata"))
     for key in TRACE_KEYS:
         a.take(key)
     for prefix in TRACE_PREFIXES:
@@ -414,9 +207,9 @@ def map_span(span: Span, *, source_format: str, rollup: bool = False) -> dict[st
     tool_name = tool_call_id = tool_arguments = None
     if obs_type == "TOOL":
         tool_name, tool_call_id, tool_arguments = _tool(a, span)
-    counts, usage_details = _tokens(a)
-    reported_cost, cost_details = _cost(a)
-    if obs_type not in _LLM_TYPES or rollup:
+    counts, usage_details = tokens(a)
+    reported_cost, cost_details = cost(a)
+    if obs_type not in LLM_TYPES or rollup:
         counts = dict.fromkeys(counts)
         reported_cost = None
     level, status_message = _status(a, span, exception)
@@ -434,7 +227,7 @@ def map_span(span: Span, *, source_format: str, rollup: bool = False) -> dict[st
         "status_message": status_message,
         "model": model,
         "provider": provider,
-        "model_parameters": json_text(_model_parameters(a)),
+        "model_parameters": json_text(model_parameters(a)),
         "input": json_text(input_value),
         "output": json_text(_output(a, obs_type, out_events)),
         "metadata": None,

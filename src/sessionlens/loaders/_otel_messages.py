@@ -188,8 +188,9 @@ def chat_from_genai(messages: Any, system: Any = None) -> list[dict[str, Any]]:
     ``finish_reason`` is left out: it is not part of a chat message (the span keeps it in
     ``gen_ai.response.finish_reasons``).
 
-    >>> chat_from_genai([{"role": "tool", "parts": [{"type": "tool_call_response",
-    ...                    "id": "c1", "response": "ok"}]}], [{"type": "text", "content": "Be kind"}])
+    >>> tool = {"type": "tool_call_response", "id": "c1", "response": "ok"}
+    >>> system = [{"type": "text", "content": "Be kind"}]
+    >>> chat_from_genai([{"role": "tool", "parts": [tool]}], system)
     [{'role': 'system', 'content': 'Be kind'}, {'role': 'tool', 'tool_call_id': 'c1', \
 'content': 'ok'}]
     """

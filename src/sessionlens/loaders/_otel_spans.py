@@ -19,7 +19,8 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from ._normalize import decode_json
-from ._otel_attrs import check_text, has_usage, map_span, observation_type
+from ._otel_attrs import check_text, map_span
+from ._otel_fields import has_usage, observation_type
 from ._otlp_decode import Span
 
 __all__ = ["span_items"]

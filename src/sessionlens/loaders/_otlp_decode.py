@@ -275,9 +275,7 @@ def _events(raw: Any) -> list[SpanEvent]:
     return events
 
 
-def decode_span(
-    raw: Any, resource: dict[str, Any], scope: dict[str, Any], locator: str
-) -> Span:
+def decode_span(raw: Any, resource: dict[str, Any], scope: dict[str, Any], locator: str) -> Span:
     """One OTLP ``Span`` object."""
     if not isinstance(raw, Mapping):
         raise ValueError(f"expected a span object, got {type(raw).__name__}")
@@ -352,7 +350,9 @@ def iter_request_spans(doc: Any, base: str = "") -> Iterator[tuple[str, Span | V
                 raise ValueError("resource: expected an object")
             resource = decode_attributes(resource_obj.get("attributes"), "resource.attributes")
             # ``instrumentationLibrarySpans`` is the pre-1.0 name of ``scopeSpans``.
-            scopes = resource_spans.get("scopeSpans", resource_spans.get("instrumentationLibrarySpans"))
+            scopes = resource_spans.get(
+                "scopeSpans", resource_spans.get("instrumentationLibrarySpans")
+            )
             if not isinstance(scopes, list | None):
                 raise ValueError("scopeSpans: expected a list")
         except ValueError as exc:

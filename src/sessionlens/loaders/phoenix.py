@@ -38,8 +38,8 @@ __all__ = ["FORMAT", "load_spans_dataframe", "phoenix_span"]
 
 FORMAT = "phoenix-spans"
 _OPENINFERENCE_KINDS = frozenset(
-    ["LLM", "EMBEDDING", "CHAIN", "RETRIEVER", "RERANKER", "TOOL", "AGENT", "GUARDRAIL"]
-    + ["EVALUATOR", "PROMPT", "UNKNOWN"]
+    {"LLM", "EMBEDDING", "CHAIN", "RETRIEVER", "RERANKER", "TOOL", "AGENT", "GUARDRAIL"}
+    | {"EVALUATOR", "PROMPT", "UNKNOWN"}
 )
 
 
