@@ -43,7 +43,7 @@ from .errors import (
     TraceFormatError,
     UnknownFormatError,
 )
-from .loaders import FORMATS, InternalRules, LoadResult, load
+from .loaders import FORMATS, InternalRules, LoadResult, load, load_spans_dataframe
 from .loaders.table import load_table
 from .store import connect
 
@@ -83,6 +83,7 @@ __all__ = [
     "intent_mix",
     "load",
     "load_flows",
+    "load_spans_dataframe",
     "load_table",
     "load_taxonomy",
     "observation_costs",

@@ -28,6 +28,7 @@ from typing import Any
 import pandas as pd
 
 from ._export_writer import write_langfuse_blob_export, write_langfuse_trace_downloads
+from ._otlp_writer import write_otlp_export
 from ._synthetic import _Builder
 from ._voice_script import _family
 
@@ -41,6 +42,7 @@ __all__ = [
     "sample_dir",
     "write_langfuse_blob_export",
     "write_langfuse_trace_downloads",
+    "write_otlp_export",
 ]
 
 INTENT_WEIGHTS = {

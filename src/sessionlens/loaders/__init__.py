@@ -22,10 +22,11 @@ from ..analysis.tools import rebuild_tool_calls
 from ..analysis.transcript import rebuild_conversation_turns
 from ..errors import TraceFormatError
 
-# Importing a format's module registers its reader.
-from . import _write, langfuse, planner, transcripts  # noqa: F401
+# Importing a format's module registers its reader (detection asks them in this order).
+from . import _write, langfuse, otlp, phoenix, planner, transcripts  # noqa: F401
 from ._normalize import InternalRules, row_hash
 from .files import FORMATS, SourceFile, expand_paths, read_items
+from .phoenix import load_spans_dataframe
 
 __all__ = [
     "FORMATS",
@@ -33,6 +34,7 @@ __all__ = [
     "InternalRules",
     "LoadResult",
     "load",
+    "load_spans_dataframe",
     "map_items",
     "write_file",
 ]
