@@ -6,7 +6,7 @@ import gzip
 import json
 import re
 from collections import Counter
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -181,20 +181,24 @@ def test_caller_words_mention_the_planted_entities(ds: SyntheticDataset) -> None
         assert row["parent_name"] in text and row["phone_raw"] in text
         assert all(name in text for name in row["children"])
         day0 = row["start_time"].date()
-        for iso, m in zip(
-            row["requested_dates"],
-            re.finditer(r"next (\w+day)|on (\d{4}-\d\d-\d\d)|tomorrow|on ([A-Z]\w+ \d+)", text),
-            strict=True,
+        said = []
+        for m in re.finditer(
+            r"next (\w+day)|on (\d{4}-\d\d-\d\d)|tomorrow|on ([A-Z][a-z]+ \d+)", text
         ):
-            d = date.fromisoformat(iso)
-            assert 1 <= (d - day0).days <= 30
             if m.group(1):  # "next Tuesday" = the first Tuesday after the call
-                assert WEEKDAYS[d.weekday()] == m.group(1) and (d - day0).days <= 7
+                ahead = (WEEKDAYS.index(m.group(1)) - day0.weekday() - 1) % 7 + 1
+                said.append(day0 + timedelta(days=ahead))
                 resolved += 1
             elif m.group(2):
-                assert m.group(2) == iso
+                said.append(date.fromisoformat(m.group(2)))
             elif m.group(0) == "tomorrow":
-                assert d == day0 + timedelta(days=1)
+                said.append(day0 + timedelta(days=1))
+            else:
+                d = datetime.strptime(f"{m.group(3)} {day0.year}", "%B %d %Y").date()
+                said.append(d if d >= day0 else d.replace(year=d.year + 1))
+        # The planted dates are the distinct days said, in the order first said.
+        assert [d.isoformat() for d in dict.fromkeys(said)] == row["requested_dates"]
+        assert all(1 <= (d - day0).days <= 30 for d in said)
     assert resolved > 0
 
 
