@@ -159,7 +159,8 @@ def find_sessions(
     """Analysed sessions matching every given filter, oldest first.
 
     ``tag`` matches exactly, or as a prefix when it ends with ``*``
-    (``chat_model_gpt-4.1_*`` finds every gpt-4.1 session).
+    (``chat_model_gpt-4.1_*`` finds every gpt-4.1 session). Counters in tags are per user, so
+    every caller has a ``..._1``: add ``user_id`` to find one session.
 
     Examples
     --------
@@ -167,8 +168,10 @@ def find_sessions(
     >>> con = connect()
     >>> _ = load(con, datasets.sample_dir())
     >>> _ = analyze_sessions(con)
-    >>> tag = find_sessions(con).to_pyarrow().column("session_tag").to_pylist()[0]
-    >>> find_sessions(con, tag=tag).count().execute()
+    >>> first = find_sessions(con).to_pyarrow().to_pylist()[0]
+    >>> first["session_tag"]  # the caller's first session answered by gpt-4.1
+    'chat_model_gpt-4.1_1'
+    >>> find_sessions(con, tag="chat_model_gpt-4.1_1", user_id=first["user_id"]).count().execute()
     1
     """
     sa = _analysis(con)
