@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pytest
 
 import sessionlens as sl
@@ -221,3 +222,20 @@ def test_malformed_records_name_their_position(con, tmp_path, name, content, mes
         sl.load(con, path, strict=True, format=fmt)
     assert con.execute("SELECT count(*) FROM traces").fetchone() == (0,)
     assert sl.load(con, path, format=fmt).rejected == 1
+
+
+def test_a_lone_surrogate_rejects_its_record_not_the_file(
+    con: duckdb.DuckDBPyConnection, tmp_path: Path
+) -> None:
+    folder = tmp_path / "traces"
+    folder.mkdir()
+    (folder / "t.jsonl").write_text(
+        '{"id": "t1", "timestamp": "2026-01-01T00:00:00Z", "name": "a\\ud800b"}\n'
+        '{"id": "t2", "timestamp": "2026-01-01T00:00:00Z", "name": "fine"}\n'
+    )
+    result = sl.load(con, tmp_path)
+    assert (result.traces, result.rejected) == (1, 1)
+    where, error = con.execute("SELECT locator, error FROM load_errors").fetchone()  # type: ignore[misc]
+    assert where == "line 1" and "name: contains a lone surrogate" in error
+    with pytest.raises(sl.TraceFormatError, match=r"line 1: name: contains a lone surrogate"):
+        sl.load(sl.connect(), tmp_path, strict=True)

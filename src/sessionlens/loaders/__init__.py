@@ -97,6 +97,20 @@ def _canonical(table: str, record: Any) -> dict[str, Any]:
     return row
 
 
+def _check_text(row: dict[str, Any]) -> dict[str, Any]:
+    # A lone surrogate (JSON "\ud800") decodes into a Python str but is not Unicode text;
+    # rejecting the record here keeps it from aborting the whole file at write time.
+    for key, value in row.items():
+        values = value if isinstance(value, list) else (value,)
+        for item in values:
+            if isinstance(item, str):
+                try:
+                    item.encode("utf-8")
+                except UnicodeEncodeError:
+                    raise ValueError(f"{key}: contains a lone surrogate, not valid text") from None
+    return row
+
+
 def map_items(
     path: str,
     fmt: str,
@@ -117,17 +131,20 @@ def map_items(
             if kind == "error":
                 raise ValueError(str(record))
             if kind == "trace":
-                rows["traces"].append(langfuse.map_trace(record, rules=rules, source_format=fmt))
+                row = langfuse.map_trace(record, rules=rules, source_format=fmt)
+                rows["traces"].append(_check_text(row))
             elif kind == "stub":
                 stub = langfuse.map_stub_trace(record, rules=rules, source_format=fmt)
                 if stub is not None:
-                    rows["traces"].append(stub)
+                    rows["traces"].append(_check_text(stub))
             elif kind == "observation":
-                rows["observations"].append(langfuse.map_observation(record, source_format=fmt))
+                row = langfuse.map_observation(record, source_format=fmt)
+                rows["observations"].append(_check_text(row))
             elif kind == "score":
-                rows["scores"].append(langfuse.map_score(record))
+                rows["scores"].append(_check_text(langfuse.map_score(record)))
             elif kind.endswith("_row") and kind[:-4] + "s" in rows:
-                rows[kind[:-4] + "s"].append(_canonical(kind[:-4] + "s", record))
+                table = kind[:-4] + "s"
+                rows[table].append(_check_text(_canonical(table, record)))
             else:
                 raise ValueError(f"unknown item kind {kind!r}")
         except ValueError as exc:
