@@ -143,9 +143,16 @@ def read_user_prices(user: Any) -> list[dict[str, Any]]:
                     f"{where}: unknown column {key!r}; use "
                     + ", ".join(sorted(k for k in _USER_ALIASES if "_usd" not in k)),
                 )
-            row[column] = None if isinstance(value, str) and not value.strip() else value
+            row[column] = None if _blank(value) else value
         rows.append(_user_row(row, where))
     return src.close_intervals(rows)
+
+
+def _blank(value: Any) -> bool:
+    """Empty cells: None, blank text, and the NaN/NaT pandas puts in missing cells."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return True
+    return bool(pd.api.types.is_scalar(value) and pd.isna(value))
 
 
 def _user_row(row: dict[str, Any], where: str) -> dict[str, Any]:
