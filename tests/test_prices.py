@@ -97,7 +97,8 @@ def test_defaults_are_genai_prices_only_and_every_pattern_compiles_in_duckdb(con
     assert rows > models  # or-clauses become one row per alternative, dated prices add rows
     # A pattern RE2 cannot compile would make the cost query fail: compile them all.
     con.sql(
-        "SELECT count(*) FROM model_prices WHERE regexp_matches('x', '(?i)^(?:' || model_match || ')$')"
+        "SELECT count(*) FROM model_prices "
+        "WHERE regexp_matches('x', '(?i)^(?:' || model_match || ')$')"
     ).fetchall()
     assert con.sql(
         "SELECT count(*) FROM model_prices WHERE input_usd_per_mtok IS NULL "
