@@ -128,6 +128,18 @@ def drop_rollups(usage: ir.Table, links: ir.Table) -> ir.Table:
     return usage.anti_join(ancestors, usage.observation_id == ancestors.ancestor)
 
 
+def _literal_prefix(pattern: ir.StringValue) -> ir.StringValue:
+    """Up to three leading characters every name the pattern matches must start with (lower
+    case), or ``''`` when that is not certain (alternation, a quantified character)."""
+    plain = "[A-Za-z0-9_/:-]"
+
+    def take(n: int) -> ir.StringValue:
+        return pattern.re_extract(f"^({plain}{{{n}}})(?:[^?*{{]|$)", 1)
+
+    prefix = ibis.coalesce(take(3).nullif(""), take(2).nullif(""), take(1))
+    return ibis.ifelse(pattern.contains("|"), "", prefix.fill_null("").lower())
+
+
 def _candidates(pairs: ir.Table, prices: ir.Table) -> ir.Table:
     """Every price row that may price each ``(model, match_provider)`` pair, with its rank."""
     known = prices.filter(prices.provider.notnull()).select(known=prices.provider).distinct()
@@ -143,9 +155,13 @@ def _candidates(pairs: ir.Table, prices: ir.Table) -> ir.Table:
         | (eff.concat(">", row_provider)).isin(fallback_keys)
     )
     # Vertex AI names a model by its resource path; prices know the last segment.
-    name = pairs.model.re_replace(r"^projects/.+/models/", "")
-    matches = name.re_search(ibis.literal("(?i)^(?:") + prices.model_match + ")$")
-    joined = pairs.join(prices, [matches, agrees])
+    pairs = pairs.mutate(match_name=pairs.model.re_replace(r"^projects/.+/models/", "").lower())
+    prices = prices.mutate(_prefix=_literal_prefix(prices.model_match))
+    # A regular expression that is not a constant compiles once per row: test the cheap
+    # literal prefix first so only a few patterns per model name are compiled.
+    cheap = (prices._prefix == "") | pairs.match_name.startswith(prices._prefix)
+    matches = pairs.match_name.re_search(ibis.literal("(?i)^(?:") + prices.model_match + ")$")
+    joined = pairs.join(prices, [cheap, agrees, matches])
     preferred = {p: i for i, p in enumerate(PREFERRED_PROVIDERS)}
     rank = ibis.cases(
         (joined.provider.notnull() & (joined.effective == joined.provider), 0),
