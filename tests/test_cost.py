@@ -554,7 +554,7 @@ def test_tokens_preserved_cost_non_negative_and_additive(trees):
     build_model_prices(
         con, genai_prices=False, user={"gpt-4o": {"input": 2.5, "output": 10, "cache_read": 1.25}}
     )
-    counted_tokens = 0
+    counted_in = counted_out = 0
     with tempfile.TemporaryDirectory() as folder:
         for t, nodes in enumerate(trees):
             parents: list[int | None] = [
@@ -579,15 +579,15 @@ def test_tokens_preserved_cost_non_negative_and_additive(trees):
                 while carries[i] and j is not None:
                     below.add(j)
                     j = parents[j]
-            counted_tokens += sum(
-                u.get("input", 0) + u.get("input_cache_read", 0) + u.get("input_cache_creation", 0)
-                for i, (*_x, u) in enumerate(nodes)
-                if carries[i] and i not in below
-            )
+            for i, (*_x, u) in enumerate(nodes):
+                if carries[i] and i not in below:
+                    counted_in += u["input"] + u["input_cache_read"] + u["input_cache_creation"]
+                    counted_out += u["output"] + u["output_reasoning"]
             _write_trace(Path(folder), f"trace-{t}", f"session-{t}", obs)
         sl.load(con, folder)
     oc = observation_costs(con).to_pandas()
-    assert int(oc.input_tokens.fillna(0).sum()) == counted_tokens
+    assert int(oc.input_tokens.fillna(0).sum()) == counted_in
+    assert int(oc.output_tokens.fillna(0).sum()) == counted_out
     priced_costs = oc.cost_usd.dropna()
     assert (priced_costs >= 0).all()
     assert set(oc.cost_source[oc.model == "mystery-model"]) <= {"unpriced"}

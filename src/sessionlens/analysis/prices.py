@@ -270,7 +270,9 @@ def build_model_prices(
     rows: list[dict[str, Any]] = list(src.genai_prices_rows()) if genai_prices else []
     if langfuse is not None:
         models, where = _langfuse_models(langfuse)
-        rows += src.langfuse_rows(models, where)
+        langfuse_rows = src.langfuse_rows(models, where)
+        _check_patterns(duck, langfuse_rows)
+        rows += langfuse_rows
     if user is not None:
         user_rows = read_user_prices(user)
         _check_patterns(duck, user_rows)
