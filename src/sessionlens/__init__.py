@@ -13,10 +13,11 @@ from __future__ import annotations
 
 from . import datasets
 from .analysis.cost import cost_by, observation_costs, session_costs, token_usage, unpriced_models
+from .analysis.details import extract_booking_details
 from .analysis.evidence import SessionEvidence
 from .analysis.flows import DEFAULT_FLOWS, Flow, Goal, load_flows
-from .analysis.intent import DEFAULT_TAXONOMY, IntentResult, RuleClassifier, load_taxonomy
-from .analysis.prices import build_model_prices
+from .analysis.intent import DEFAULT_TAXONOMY, IntentResult, RuleClassifier, classify, load_taxonomy
+from .analysis.prices import build_model_prices, ensure_model_prices
 from .analysis.sequences import (
     dropoff_funnel,
     flow_progress,
@@ -73,11 +74,14 @@ __all__ = [
     "analyze_sessions",
     "assign_session_tags",
     "build_model_prices",
+    "classify",
     "completion_by_intent",
     "connect",
     "cost_by",
     "datasets",
     "dropoff_funnel",
+    "ensure_model_prices",
+    "extract_booking_details",
     "find_sessions",
     "flow_progress",
     "intent_mix",

@@ -105,7 +105,7 @@ def _import_callable(spec: str) -> Callable[..., Any]:
     target = getattr(module, attr, None)
     if not callable(target):
         raise ConfigError("--classifier", f"{module_name} has no callable {attr!r}")
-    return target  # type: ignore[no-any-return]
+    return target
 
 
 def _analysis_summary(result: AnalyzeResult, db: str) -> str:
