@@ -19,6 +19,8 @@ from sessionlens import datasets
 from sessionlens.cli import main
 from sessionlens.errors import ConfigError
 
+from .conftest import SHARED
+
 AS_OF = datetime(2027, 1, 1)  # after every generated session: none is in progress
 
 
@@ -248,3 +250,20 @@ def test_cli_analyze_with_custom_classifier_and_taxonomy(
     assert main(["analyze", "--db", str(db), "--flows", str(tmp_path / "none.toml")]) == 1
     assert "error: flows: file" in capsys.readouterr().err
     sys.modules.pop("my_classifier", None)
+
+
+def test_cli_analyze_with_price_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    db = tmp_path / "p.duckdb"
+    assert main(["load", str(datasets.sample_dir()), "--db", str(db), "--no-progress"]) == 0
+    prices = tmp_path / "prices.csv"
+    prices.write_text("model,input,output\ngpt-4.1,100,100\n")
+    langfuse = SHARED / "prices" / "langfuse-default-model-prices.json"
+    args = ["analyze", "--db", str(db), "--prices", str(prices), "--langfuse-prices", str(langfuse)]
+    assert main(args) == 0, capsys.readouterr().err
+    con = sl.connect(db, read_only=True)
+    sources = dict(con.sql("SELECT source, count(*) FROM model_prices GROUP BY 1").fetchall())
+    con.close()
+    assert sources["user"] == 1 and sources["langfuse"] > 100 and sources["genai-prices"] > 1000
+    prices.write_text("model,input,output\ngpt-4.1,cheap,1\n")
+    assert main(["analyze", "--db", str(db), "--prices", str(prices)]) == 1
+    assert "error: user: " in capsys.readouterr().err

@@ -232,6 +232,7 @@ def analyze_sessions(
     intents: Mapping[str, Any] | str | Path | None = None,
     classifier: Callable[..., Any] | None = None,
     prices: Any = None,
+    langfuse_prices: str | Path | None = None,
     force: bool = False,
     include_internal: bool = False,
     region: str = "US",
@@ -258,6 +259,9 @@ def analyze_sessions(
     prices : optional
         A user price table layered over the bundled prices (see
         :func:`sessionlens.analysis.prices.build_model_prices`).
+    langfuse_prices : path, optional
+        Langfuse's model price file (``default-model-prices.json`` format), between the
+        bundled prices and the user table.
     force : bool
         Recompute every session.
     include_internal : bool
@@ -299,8 +303,8 @@ def analyze_sessions(
     taxonomy = load_taxonomy(intents) if intents is not None else DEFAULT_TAXONOMY
     classify = as_classifier(classifier) if classifier is not None else RuleClassifier(taxonomy)
     now = as_of or datetime.now(UTC).replace(tzinfo=None)
-    if prices is not None:
-        build_model_prices(con, user=prices)
+    if prices is not None or langfuse_prices is not None:
+        build_model_prices(con, user=prices, langfuse=langfuse_prices)
     else:
         ensure_model_prices(con)
     assign_session_tags(con)

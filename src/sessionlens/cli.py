@@ -135,6 +135,7 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
             intents=args.intents,
             classifier=classifier,
             prices=args.prices,
+            langfuse_prices=args.langfuse_prices,
             force=args.force,
             include_internal=args.include_internal,
             progress=args.progress,
@@ -241,6 +242,11 @@ def _parser() -> argparse.ArgumentParser:
         "--prices",
         metavar="FILE",
         help="your price table over the bundled prices (CSV/JSON/TOML/YAML)",
+    )
+    p_an.add_argument(
+        "--langfuse-prices",
+        metavar="FILE",
+        help="Langfuse's model price file (default-model-prices.json format)",
     )
     p_an.add_argument("--force", action="store_true", help="recompute every session")
     p_an.add_argument(
