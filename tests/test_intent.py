@@ -148,11 +148,11 @@ def test_fallback_is_added_when_not_listed() -> None:
 
 
 BAD_TAXONOMIES: list[tuple[str, str, str]] = [
-    ("t.toml", "intents = [", r"t\.toml: not valid TOML .*fix the syntax"),
-    ("t.json", '{"intents": {', r"t\.json: not valid JSON .*line 1"),
-    ("t.yaml", "intents: [a, b", r"t\.yaml: not valid YAML"),
-    ("t.json", "[1, 2]", r"the file holds a list; a taxonomy is a mapping"),
-    ("t.ini", "[intents]", r"unknown taxonomy file type; use a \.toml, \.json, \.yaml"),
+    ("t.toml", "intents = [", r"t\.toml is not valid TOML: .*fix the syntax"),
+    ("t.json", '{"intents": {', r"t\.json is not valid JSON: .*line 1"),
+    ("t.yaml", "intents: [a, b", r"t\.yaml is not valid YAML"),
+    ("t.json", "[1, 2]", r"t\.json must hold a table/object at the top, got list"),
+    ("t.ini", "[intents]", r"unsupported extension '\.ini'; use \.toml, \.json or \.yaml"),
     ("t.json", '{"intent": {}}', r"t\.json: intent: unknown key; use one of .*intents"),
     ("t.json", '{"intents": {}}', r"intents: missing or empty; add an \[intents\.<name>\]"),
     ("t.json", '{"intents": {"a": {"paterns": []}}}', r"intents\.a\.paterns: unknown key"),
@@ -201,7 +201,7 @@ def test_bad_taxonomy_files(tmp_path: Path, name: str, text: str, message: str) 
 
 
 def test_missing_taxonomy_file(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match=r"nope\.toml: cannot read the taxonomy file .*path"):
+    with pytest.raises(ConfigError, match=r"intents: file .*nope\.toml not found; check the path"):
         load_taxonomy(tmp_path / "nope.toml")
 
 

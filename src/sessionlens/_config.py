@@ -69,7 +69,9 @@ def read_config(source: Mapping[str, Any] | str | Path, *, option: str) -> dict[
             data = yaml.safe_load(text)
     except (tomllib.TOMLDecodeError, json.JSONDecodeError, yaml.YAMLError) as exc:
         detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise ConfigError(option, f"{path} is not valid {kind}: {detail}") from None
+        raise ConfigError(
+            option, f"{path} is not valid {kind}: {detail}; fix the syntax there"
+        ) from None
     if not isinstance(data, Mapping):
         raise ConfigError(
             option, f"{path} must hold a table/object at the top, got {type(data).__name__}"

@@ -14,17 +14,14 @@ users can copy as a starting point (:func:`default_taxonomy_path`).
 from __future__ import annotations
 
 import fnmatch
-import json
 import math
 import re
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from .._config import read_config
 from ..errors import ConfigError
 
 __all__ = [
@@ -195,36 +192,7 @@ description, patterns, tools
 
 
 def _read(path: Path) -> Mapping[str, Any]:
-    suffix = path.suffix.lower()
-    if suffix not in {".toml", ".json", ".yaml", ".yml"}:
-        raise ConfigError(
-            str(path), "unknown taxonomy file type; use a .toml, .json, .yaml or .yml file"
-        )
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(
-            str(path), f"cannot read the taxonomy file ({exc.strerror or exc}); check the path"
-        ) from exc
-    try:
-        if suffix == ".toml":
-            data: Any = tomllib.loads(text)
-        elif suffix == ".json":
-            data = json.loads(text)
-        else:
-            data = yaml.safe_load(text)
-    except (tomllib.TOMLDecodeError, json.JSONDecodeError, yaml.YAMLError) as exc:
-        detail = " ".join(str(exc).split())
-        raise ConfigError(
-            str(path), f"not valid {suffix.lstrip('.').upper()} ({detail}); fix the syntax there"
-        ) from exc
-    if not isinstance(data, Mapping):
-        raise ConfigError(
-            str(path),
-            f"the file holds a {type(data).__name__}; a taxonomy is a mapping "
-            "with an 'intents' table",
-        )
-    return data
+    return read_config(path, option="intents")
 
 
 def _number(value: Any, where: str, *, low: float, high: float = math.inf) -> float:
