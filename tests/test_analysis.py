@@ -267,3 +267,15 @@ def test_cli_analyze_with_price_files(tmp_path: Path, capsys: pytest.CaptureFixt
     prices.write_text("model,input,output\ngpt-4.1,cheap,1\n")
     assert main(["analyze", "--db", str(db), "--prices", str(prices)]) == 1
     assert "error: user: " in capsys.readouterr().err
+
+
+def test_bad_options_name_the_fix(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    con = sl.connect()
+    with pytest.raises(ConfigError, match=r"by: unknown dimension 'weekday'; use one of status"):
+        sl.session_stats(con, by=["status", "weekday"])
+    db = tmp_path / "e.duckdb"
+    sl.connect(db).close()
+    assert main(["analyze", "--db", str(db), "--classifier", "no_such_module_xyz:f"]) == 1
+    assert "cannot import 'no_such_module_xyz'" in capsys.readouterr().err
+    assert main(["analyze", "--db", str(db), "--classifier", "json:not_there"]) == 1
+    assert "error: --classifier: json has no callable 'not_there'" in capsys.readouterr().err
