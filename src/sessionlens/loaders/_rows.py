@@ -25,6 +25,7 @@ from datetime import datetime
 from typing import Any
 
 from ._normalize import decode_json, to_text
+from .langfuse import OBSERVATION_HASHED
 
 __all__ = [
     "OBSERVATION_COLUMNS",
@@ -42,38 +43,8 @@ __all__ = [
 #: second from here: deterministic (re-loads match) and obviously not a real date.
 SYNTHETIC_START = datetime(2000, 1, 1)
 
-OBSERVATION_COLUMNS = (
-    "observation_id",
-    "trace_id",
-    "parent_observation_id",
-    "type",
-    "name",
-    "start_time",
-    "end_time",
-    "completion_start_time",
-    "level",
-    "status_message",
-    "model",
-    "provider",
-    "model_parameters",
-    "input",
-    "output",
-    "metadata",
-    "input_tokens",
-    "output_tokens",
-    "total_tokens",
-    "cache_read_tokens",
-    "cache_write_tokens",
-    "reasoning_tokens",
-    "usage_details",
-    "reported_cost_usd",
-    "cost_details",
-    "tool_name",
-    "tool_call_id",
-    "tool_arguments",
-    "source_format",
-    "source_updated_at",
-)
+#: Every column an observation row carries (the table's, less what the writer adds).
+OBSERVATION_COLUMNS = ("observation_id", *OBSERVATION_HASHED, "source_format", "source_updated_at")
 
 
 def _check_unicode(value: str, what: str) -> str:
