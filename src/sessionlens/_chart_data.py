@@ -50,9 +50,10 @@ def frame(table: Any, *, chart: str, columns: Sequence[str], source: str) -> pd.
     >>> frame(pd.DataFrame({"a": [1], "b": [2]}), chart="c", columns=["a"], source="x").columns
     Index(['a'], dtype='str')
     >>> frame(pd.DataFrame({"a": [1]}), chart="c", columns=["a", "z"], source="sl.x(con)")
+    ... # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    sessionlens.errors.ChartInputError: c: the table has no column 'z' (it has: a); pass the output of sl.x(con)
+    sessionlens.errors.ChartInputError: c: the table has no column 'z' (it has: a); pass the ...
     """
     if isinstance(table, pd.DataFrame):
         df = table

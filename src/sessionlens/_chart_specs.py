@@ -86,11 +86,13 @@ def completion_by_intent(table: Any) -> alt.Chart:
     --------
     >>> import pandas as pd
     >>> t = pd.DataFrame({"intent": ["booking"], "sessions": [4], "completed": [3],
-    ...                   "completed_share": [0.75], "mean_completion_rate": [0.8]})
+    ...                   "completed_share": [0.75], "mean_completion_rate": [0.8],
+    ...                   "mean_goal_completion": [0.7]})
     >>> completion_by_intent(t).to_dict()["encoding"]["x"]["axis"]
     {'format': '%'}
     """
     cols = ["intent", "sessions", "completed", "completed_share", "mean_completion_rate"]
+    cols.append("mean_goal_completion")
     df = frame(
         table, chart="completion_by_intent", columns=cols, source="sl.completion_by_intent(con)"
     )
@@ -112,6 +114,7 @@ def completion_by_intent(table: Any) -> alt.Chart:
                 alt.Tooltip("completed:Q", title="Completed"),
                 alt.Tooltip("completed_share:Q", title="Completed share", format=_PCT),
                 alt.Tooltip("mean_completion_rate:Q", title="Mean completion", format=_PCT),
+                alt.Tooltip("mean_goal_completion:Q", title="Mean goals met", format=_PCT),
             ],
         )
         .properties(width=_WIDTH)
@@ -138,7 +141,8 @@ def dropoff_funnel(table: Any) -> alt.FacetChart:
     cols.append("reached_share")
     df = frame(table, chart="dropoff_funnel", columns=cols, source="sl.dropoff_funnel(con)")
     # The numbered label keeps flow order readable even where two intents share a step name.
-    df = df.assign(step_label=[f"{i + 1}. {s}" for i, s in zip(df.step_index, df.step, strict=True)])
+    labels = [f"{i + 1}. {s}" for i, s in zip(df.step_index, df.step, strict=True)]
+    df = df.assign(step_label=labels)
     base = (
         alt.Chart(df)
         .mark_bar()
@@ -229,8 +233,10 @@ def tool_transitions(table: Any) -> alt.LayerChart:
     ...                   "transitions": [3, 3], "sessions": [3, 3],
     ...                   "median_latency_seconds": [None, None]})
     >>> spec = tool_transitions(t).to_dict()
-    >>> [layer["mark"]["type"] for layer in spec["layer"]], spec["layer"][0]["encoding"]["y"]["sort"]
-    (['rect', 'text'], ['(start)', 'a'])
+    >>> [layer["mark"]["type"] for layer in spec["layer"]]
+    ['rect', 'text']
+    >>> spec["layer"][0]["encoding"]["y"]["sort"]
+    ['(start)', 'a']
     """
     cols = ["from_tool", "to_tool", "transitions", "sessions", "median_latency_seconds"]
     df = frame(table, chart="tool_transitions", columns=cols, source="sl.tool_transitions(con)")
@@ -258,7 +264,7 @@ def tool_transitions(table: Any) -> alt.LayerChart:
         text=alt.Text("transitions:Q"),
         color=alt.condition(dark, alt.value("white"), alt.value("black")),
     )
-    return alt.layer(cells, counts, title=title)
+    return alt.LayerChart(layer=[cells, counts], title=title)
 
 
 def cost_over_time(table: Any) -> alt.Chart:
@@ -343,23 +349,22 @@ def tool_latency(table: Any) -> alt.Chart:
     Examples
     --------
     >>> import pandas as pd
-    >>> flat = pd.DataFrame({"tool": ["a", "a", "b"], "duration_ms": [100, 300, 50]})
+    >>> flat = pd.DataFrame({"tool": ["a", "a", "b"], "duration_ms": [100, 300, 500]})
     >>> spec = tool_latency(flat).to_dict()
-    >>> spec["mark"]["type"], spec["encoding"]["y"]["sort"]["op"]
-    ('boxplot', 'median')
+    >>> spec["mark"]["type"], spec["encoding"]["y"]["sort"]
+    ('boxplot', ['b', 'a'])
     """
     df = explode_calls(table, chart="tool_latency", source="sl.tool_sequences(con)")
     title = _title("Tool latency", "Duration of each tool call", df)
+    # An explicit order: Vega-Lite's boxplot does not apply a sort by the median op.
+    medians = df.groupby("tool")["duration_seconds"].median()
+    slowest = [str(t) for t in medians.sort_values(ascending=False, kind="stable").index]
     return (
         alt.Chart(df, title=title)
         .mark_boxplot(extent="min-max")
         .encode(
             x=alt.X("duration_seconds:Q", title="Call duration (s)"),
-            y=alt.Y(
-                "tool:N",
-                title="Tool",
-                sort=alt.EncodingSortField("duration_seconds", op="median", order="descending"),
-            ),
+            y=alt.Y("tool:N", title="Tool", sort=slowest),
         )
         .properties(width=_WIDTH)
     )
