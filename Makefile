@@ -17,8 +17,8 @@ demo: $(STAMP)
 	$(BIN)/sessionlens demo --db demo.duckdb
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench notebooks
+	$(BIN)/ruff format --check src tests bench notebooks
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

@@ -93,3 +93,18 @@ class InputNotFoundError(SessionlensError, FileNotFoundError):
     def __init__(self, pattern: str) -> None:
         self.pattern = pattern
         super().__init__(f"{pattern}: no such file, directory or glob match")
+
+
+class ChartInputError(SessionlensError, ValueError):
+    """A table given to a chart function lacks the columns the chart draws.
+
+    Examples
+    --------
+    >>> str(ChartInputError("intent_mix", "missing column 'sessions'"))
+    "intent_mix: missing column 'sessions'"
+    """
+
+    def __init__(self, chart: str, reason: str) -> None:
+        self.chart = chart
+        self.reason = reason
+        super().__init__(f"{chart}: {reason}")
