@@ -93,3 +93,15 @@ class InputNotFoundError(SessionlensError, FileNotFoundError):
     def __init__(self, pattern: str) -> None:
         self.pattern = pattern
         super().__init__(f"{pattern}: no such file, directory or glob match")
+
+
+class NotAnalyzedError(SessionlensError, RuntimeError):
+    """A report needs ``session_analysis`` rows and the database has none."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        super().__init__(
+            f"{path}: session_analysis is empty, so there is nothing to report; run "
+            f"`sessionlens analyze --db {path}` (sl.analyze_sessions(con)) first, or pass "
+            "--analyze to `sessionlens report`"
+        )
