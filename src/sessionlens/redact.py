@@ -43,6 +43,8 @@ import pandas as pd
 import phonenumbers
 import pyarrow as pa
 
+from .errors import ConfigError
+
 __all__ = [
     "DEFAULT_SALT",
     "SAFE_COLUMNS",
@@ -113,7 +115,7 @@ def token(kind: str, value: str, *, salt: str = DEFAULT_SALT) -> str:
     True
     """
     if kind not in _KINDS:
-        raise ValueError(f"kind must be one of {', '.join(_KINDS)}, got {kind!r}")
+        raise ConfigError("kind", f"must be one of {', '.join(_KINDS)}, got {kind!r}")
     digest = hmac.new(salt.encode(), f"{kind}:{value}".encode(), hashlib.sha256).hexdigest()
     return f"{kind}_{digest[:12]}"
 
