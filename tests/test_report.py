@@ -12,8 +12,8 @@ import pytest
 import sessionlens as sl
 from sessionlens.cli import main
 from sessionlens.errors import ConfigError, NotAnalyzedError
-from sessionlens.redact import DEFAULT_SALT, token
-from sessionlens.report import REPORT_TABLES, export_report
+from sessionlens.redact import DEFAULT_SALT, Redactor, token
+from sessionlens.report import REPORT_TABLES, _redact_svg, export_report
 
 
 @pytest.fixture(scope="module")
@@ -278,3 +278,14 @@ def test_help(verb, capsys):
         main([verb, "--help"])
     assert info.value.code == 0
     assert "--out" in capsys.readouterr().out
+
+
+def test_chart_svg_text_is_redacted_and_clean_svg_kept_byte_for_byte():
+    r = Redactor(names=["Sarah Chen"])
+    clean = "<svg><g aria-label=\"Title text 'Caller intent mix'\"><text>booking</text></g></svg>"
+    assert _redact_svg(clean, r) == clean
+    dirty = '<svg><g aria-label="caller 510.555.0143"><text>Sarah Chen &amp; co</text></g></svg>'
+    out = _redact_svg(dirty, r)
+    assert "510" not in out and "Sarah" not in out
+    assert out.count(r.phone_token("+15105550143")) == 1
+    assert f"<text>{r.name_token('Sarah Chen')} &amp; co</text>" in out
