@@ -13,7 +13,7 @@ import sessionlens as sl
 from sessionlens.cli import main
 from sessionlens.errors import ConfigError, NotAnalyzedError
 from sessionlens.redact import DEFAULT_SALT, Redactor, token
-from sessionlens.report import REPORT_TABLES, _redact_svg, export_report
+from sessionlens.report import REPORT_TABLES, _redact_svg
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +94,7 @@ def same_rows(got: list[tuple], expected: list[tuple]) -> bool:
 
 def test_parquet_files_equal_the_tables_they_came_from(world, tmp_path):
     _, con, _ = world
-    result = export_report(con, tmp_path, redact=False, charts=False)
+    result = sl.export_report(con, tmp_path, redact=False, charts=False)
     for stem, (_, build) in REPORT_TABLES.items():
         back = duckdb.sql(f"SELECT * FROM read_parquet('{tmp_path / stem}.parquet')")
         if stem == "session_analysis":
@@ -110,7 +110,7 @@ def test_parquet_files_equal_the_tables_they_came_from(world, tmp_path):
 
 def test_manifest_counts_versions_and_time_range(world, tmp_path):
     _, con, _ = world
-    result = export_report(con, tmp_path, charts=False, salt="team-secret")
+    result = sl.export_report(con, tmp_path, charts=False, salt="team-secret")
     manifest = json.loads(result.manifest_path.read_text())
     for name, entry in manifest["files"].items():
         rows = duckdb.sql(f"SELECT count(*) FROM read_parquet('{tmp_path / name}')").fetchone()
@@ -131,10 +131,10 @@ def test_manifest_counts_versions_and_time_range(world, tmp_path):
 
 def test_redacted_report_holds_no_phone_or_name_and_unredacted_does(world, tmp_path):
     ds, con, _ = world
-    redacted = output_texts(export_report(con, tmp_path / "r", charts=False).out_dir)
+    redacted = output_texts(sl.export_report(con, tmp_path / "r", charts=False).out_dir)
     assert len(redacted) == len(REPORT_TABLES) + 2  # Parquet, report.html, manifest.json
     assert leaks(redacted, ds) == []
-    plain = output_texts(export_report(con, tmp_path / "p", redact=False, charts=False).out_dir)
+    plain = output_texts(sl.export_report(con, tmp_path / "p", redact=False, charts=False).out_dir)
     seen = {what for _, what in leaks(plain, ds)}
     analysed = ds.planted[~ds.planted.is_internal]
     assert set(analysed.phone_raw) | set(analysed.phone_e164) <= seen  # the scan can see them
@@ -143,9 +143,9 @@ def test_redacted_report_holds_no_phone_or_name_and_unredacted_does(world, tmp_p
 
 def test_tokens_are_stable_across_files_and_runs_and_change_with_the_salt(world, tmp_path):
     ds, con, _ = world
-    one = export_report(con, tmp_path / "1", charts=False).out_dir
-    two = export_report(con, tmp_path / "2", charts=False).out_dir
-    salted = export_report(con, tmp_path / "3", charts=False, salt="other").out_dir
+    one = sl.export_report(con, tmp_path / "1", charts=False).out_dir
+    two = sl.export_report(con, tmp_path / "2", charts=False).out_dir
+    salted = sl.export_report(con, tmp_path / "3", charts=False, salt="other").out_dir
 
     def read(out: Path, stem: str) -> list[tuple]:
         return duckdb.sql(f"SELECT * FROM read_parquet('{out / stem}.parquet')").fetchall()
@@ -183,7 +183,7 @@ def test_tokens_are_stable_across_files_and_runs_and_change_with_the_salt(world,
 
 def test_html_is_offline_and_escapes_hostile_values(world, tmp_path):
     _, con, _ = world
-    html = export_report(con, tmp_path / "clean", charts=False).html_path.read_text()
+    html = sl.export_report(con, tmp_path / "clean", charts=False).html_path.read_text()
     assert "http://" not in html and "https://" not in html
     assert not re.search(r"<(script|link|img|iframe)\b", html, re.IGNORECASE)
     hostile = sl.connect()
@@ -193,7 +193,7 @@ def test_html_is_offline_and_escapes_hostile_values(world, tmp_path):
     evil = '<script>alert(1)</script><img src="x" onerror="alert(2)"> & </td></table>'
     hostile.execute("UPDATE session_analysis SET caller_intent_summary = ?", [evil])
     hostile.execute("UPDATE session_analysis SET caller_intent_type = ?", ["<b>bold</b>"])
-    page = export_report(hostile, tmp_path / "evil", charts=False).html_path.read_text()
+    page = sl.export_report(hostile, tmp_path / "evil", charts=False).html_path.read_text()
     assert "<script" not in page and "<img" not in page and "<b>bold" not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert "&lt;b&gt;bold&lt;/b&gt;" in page
@@ -202,19 +202,19 @@ def test_html_is_offline_and_escapes_hostile_values(world, tmp_path):
 
 def test_report_needs_an_analysis_and_a_directory(con, tmp_path):
     with pytest.raises(NotAnalyzedError, match=r"memory: session_analysis is empty.*analyze"):
-        export_report(con, tmp_path / "out")
+        sl.export_report(con, tmp_path / "out")
     assert not (tmp_path / "out").exists()
     afile = tmp_path / "taken"
     afile.write_text("mine")
     with pytest.raises(ConfigError, match=r"out_dir: .*taken exists and is not a directory"):
-        export_report(con, afile)
+        sl.export_report(con, afile)
 
 
 def test_rewriting_replaces_our_files_and_keeps_others(world, tmp_path):
     _, con, _ = world
     (tmp_path / "notes.txt").write_text("keep me")
     (tmp_path / "report.html").write_text("stale")
-    result = export_report(con, tmp_path, charts=False)
+    result = sl.export_report(con, tmp_path, charts=False)
     assert (tmp_path / "notes.txt").read_text() == "keep me"
     assert result.html_path.read_text().startswith("<!DOCTYPE html>")
     assert not list(tmp_path.glob(".*.tmp"))
@@ -226,7 +226,7 @@ def test_rewriting_replaces_our_files_and_keeps_others(world, tmp_path):
 def test_charts_are_written_redacted_and_inlined(world, tmp_path):
     pytest.importorskip("sessionlens.charts")
     ds, con, _ = world
-    result = export_report(con, tmp_path)
+    result = sl.export_report(con, tmp_path)
     assert result.charts
     for name in result.charts:
         svg = tmp_path / "charts" / f"{name}.svg"

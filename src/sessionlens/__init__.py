@@ -39,6 +39,7 @@ from .errors import (
     ConfigError,
     DatabaseLockedError,
     InputNotFoundError,
+    NotAnalyzedError,
     SchemaVersionError,
     SessionlensError,
     TraceFormatError,
@@ -46,6 +47,7 @@ from .errors import (
 )
 from .loaders import FORMATS, InternalRules, LoadResult, load, load_spans_dataframe
 from .loaders.table import load_table
+from .report import ReportResult, export_report
 from .store import connect
 
 __version__ = "0.1.0"
@@ -64,6 +66,8 @@ __all__ = [
     "IntentResult",
     "InternalRules",
     "LoadResult",
+    "NotAnalyzedError",
+    "ReportResult",
     "RuleClassifier",
     "SchemaVersionError",
     "SessionEvidence",
@@ -81,6 +85,7 @@ __all__ = [
     "datasets",
     "dropoff_funnel",
     "ensure_model_prices",
+    "export_report",
     "extract_booking_details",
     "find_sessions",
     "flow_progress",

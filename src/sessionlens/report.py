@@ -28,7 +28,6 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from . import __version__
 from ._report_html import render_report
 from .analysis.cost import cost_by
 from .analysis.sequences import dropoff_funnel, sequence_variants, tool_transitions
@@ -268,6 +267,8 @@ def export_report(
     >>> result.row_counts["session_analysis.parquet"] == con.table("session_analysis").shape[0]
     True
     """
+    from . import __version__  # here, not at import: the package imports this module first
+
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise ConfigError("out_dir", f"{out} exists and is not a directory; pick another --out")
