@@ -187,7 +187,7 @@ def _write_charts(
             # A chart showed a redacted value: draw the PNG from the redacted SVG instead.
             import vl_convert
 
-            png = vl_convert.svg_to_png(clean)
+            png = vl_convert.svg_to_png(clean, scale=2)  # the scale charts.to_png uses
         _write_atomic(chart_dir / f"{stem}.svg", clean)
         _write_atomic(chart_dir / f"{stem}.png", png)
         svgs[stem] = clean
