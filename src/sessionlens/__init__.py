@@ -36,9 +36,11 @@ from .analysis.stats import (
 from .analysis.tags import assign_session_tags, session_tags
 from .cache import ANALYZER_VERSION, AnalyzeResult, analyze_sessions, prune
 from .errors import (
+    ChartInputError,
     ConfigError,
     DatabaseLockedError,
     InputNotFoundError,
+    NotAnalyzedError,
     SchemaVersionError,
     SessionlensError,
     TraceFormatError,
@@ -46,6 +48,7 @@ from .errors import (
 )
 from .loaders import FORMATS, InternalRules, LoadResult, load, load_spans_dataframe
 from .loaders.table import load_table
+from .report import ReportResult, export_report
 from .store import connect
 
 __version__ = "0.1.0"
@@ -56,6 +59,7 @@ __all__ = [
     "DEFAULT_TAXONOMY",
     "FORMATS",
     "AnalyzeResult",
+    "ChartInputError",
     "ConfigError",
     "DatabaseLockedError",
     "Flow",
@@ -64,6 +68,8 @@ __all__ = [
     "IntentResult",
     "InternalRules",
     "LoadResult",
+    "NotAnalyzedError",
+    "ReportResult",
     "RuleClassifier",
     "SchemaVersionError",
     "SessionEvidence",
@@ -81,6 +87,7 @@ __all__ = [
     "datasets",
     "dropoff_funnel",
     "ensure_model_prices",
+    "export_report",
     "extract_booking_details",
     "find_sessions",
     "flow_progress",

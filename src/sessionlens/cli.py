@@ -1,4 +1,4 @@
-"""The ``sessionlens`` command line: ``load``, ``analyze`` and ``demo``.
+"""The ``sessionlens`` command line: ``load``, ``analyze``, ``report`` and ``demo``.
 
 The only place that prints. Every ``SessionlensError`` becomes one line ``error: ...`` on
 stderr and exit code 1; anything else is a bug and keeps its traceback.
@@ -25,6 +25,7 @@ from .errors import ConfigError, SessionlensError
 from .loaders import FORMATS, LoadResult, load
 from .loaders.files import expand_paths
 from .loaders.table import load_table
+from .report import ReportResult, export_report
 from .store import connect
 
 __all__ = ["main"]
@@ -146,6 +147,39 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     return 0
 
 
+def _report_summary(result: ReportResult) -> str:
+    lines = [f"report written to {result.out_dir}/", f"  open          {result.html_path}"]
+    lines += [f"  {name:<28}{rows:>8} rows" for name, rows in result.row_counts.items()]
+    lines.append(
+        f"  charts        {len(result.charts):>8}" + ("" if result.charts else "  (none drawn)")
+    )
+    lines.append(
+        "  redacted: phone numbers, e-mail addresses and names are tokens"
+        if result.redacted
+        else "  NOT redacted: the files hold phone numbers and personal names"
+    )
+    return "\n".join(lines)
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    # Read-only unless asked to analyse first: a report never changes the database.
+    con = connect(args.db, read_only=not args.analyze)
+    try:
+        if args.analyze:
+            analyze_sessions(con, progress=False)
+        result = export_report(
+            con,
+            args.out,
+            redact=args.redact,
+            salt=args.salt or os.environ.get("SESSIONLENS_SALT") or None,
+            charts=args.charts,
+        )
+        print(_report_summary(result))
+    finally:
+        con.close()
+    return 0
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     db = Path(args.db)
     if db.exists():
@@ -172,7 +206,9 @@ def _cmd_demo(args: argparse.Namespace) -> int:
             "SELECT tool_name, count(*) FROM tool_calls GROUP BY ALL ORDER BY 2 DESC, 1 LIMIT 8"
         ).fetchall():
             print(f"  {name:<24}{count:>6}")
+        report = export_report(con, args.out)
         print(
+            f"\nreport: {report.html_path} (Parquet, charts and manifest.json beside it)"
             f'\nexplore it: python -c "import sessionlens as sl; '
             f"print(sl.connect('{db}', read_only=True).table('session_analysis').df())\""
         )
@@ -260,13 +296,46 @@ def _parser() -> argparse.ArgumentParser:
     )
     p_an.set_defaults(run=_cmd_analyze)
 
+    p_rep = verbs.add_parser(
+        "report",
+        help="write Parquet tables, charts and an HTML report of an analysed database",
+        description="Write the report of an analysed database into a directory: Parquet "
+        "tables, manifest.json, charts (SVG/PNG) and a self-contained report.html. Phone "
+        "numbers, e-mail addresses and personal names are replaced by stable tokens unless "
+        "--no-redact. The database is opened read-only (unless --analyze).",
+    )
+    p_rep.add_argument("--db", required=True, metavar="FILE", help="DuckDB database file")
+    p_rep.add_argument("--out", required=True, metavar="DIR", help="report directory")
+    p_rep.add_argument(
+        "--no-redact",
+        dest="redact",
+        action="store_false",
+        help="keep phone numbers and names as they are (the report then holds PII)",
+    )
+    p_rep.add_argument(
+        "--salt",
+        metavar="S",
+        help="secret key of the redaction tokens (default: $SESSIONLENS_SALT, else a public "
+        "default salt)",
+    )
+    p_rep.add_argument("--no-charts", dest="charts", action="store_false", help="skip the charts")
+    p_rep.add_argument(
+        "--analyze",
+        action="store_true",
+        help="analyse sessions first (opens the database for writing)",
+    )
+    p_rep.set_defaults(run=_cmd_report)
+
     p_demo = verbs.add_parser(
         "demo",
-        help="load and analyse the bundled sample and print what is in it",
+        help="load and analyse the bundled sample, print what is in it and write a report",
         description="Load the bundled sample export (a children's dental booking voice agent) "
-        "into a fresh database, analyse its sessions and print a summary.",
+        "into a fresh database, analyse its sessions, print a summary and write the report.",
     )
     p_demo.add_argument("--db", default="demo.duckdb", metavar="FILE", help="database to create")
+    p_demo.add_argument(
+        "--out", default="demo-report", metavar="DIR", help="report directory to write"
+    )
     p_demo.set_defaults(run=_cmd_demo)
     return parser
 

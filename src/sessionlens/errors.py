@@ -108,3 +108,15 @@ class ChartInputError(SessionlensError, ValueError):
         self.chart = chart
         self.reason = reason
         super().__init__(f"{chart}: {reason}")
+
+
+class NotAnalyzedError(SessionlensError, RuntimeError):
+    """A report needs ``session_analysis`` rows and the database has none."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        super().__init__(
+            f"{path}: session_analysis is empty, so there is nothing to report; run "
+            f"`sessionlens analyze --db {path}` (sl.analyze_sessions(con)) first, or pass "
+            "--analyze to `sessionlens report`"
+        )
