@@ -24,7 +24,7 @@ from typing import Any
 
 from ..errors import ConfigError
 from .evidence import SessionEvidence
-from .taxonomy import DEFAULT_TAXONOMY, Taxonomy, load_taxonomy
+from .taxonomy import DEFAULT_TAXONOMY, Pattern, Taxonomy, ToolEvidence, load_taxonomy
 
 __all__ = [
     "DEFAULT_TAXONOMY",
@@ -173,6 +173,29 @@ def _summary(sentence: str) -> str:
     return text if len(text) <= _SUMMARY_MAX else text[: _SUMMARY_MAX - 1].rstrip() + "…"
 
 
+# Assertions whose outcome can differ between a sentence and the whole message around it.
+_CONTEXT = re.compile(r"\^|\$|\\[AZBGz]|\(\?<?[=!]|\(\?[a-zA-Z]*[mx]")
+
+
+def _text_implied(pattern: Pattern) -> bool:
+    """Whether a match in a sentence implies a match in the whole message.
+
+    Sentences are cut from a message at whitespace only, so a match inside a sentence is
+    also a substring of the message, bordered there by whitespace or the message's ends.
+    Literal characters, classes, quantifiers and ``\\b`` see the same thing either way
+    (whitespace is a non-word character, like a string end). Anchors, ``\\B``, lookarounds
+    and the multiline/verbose flags may not, so such a regular expression always takes the
+    sentence scan. Keywords are built with ``(?<![\\w])``/``(?![\\w])`` lookarounds, which
+    test for word characters only: a whitespace neighbour passes them like a string end.
+
+    Examples
+    --------
+    >>> _text_implied(Pattern.keyword("book*")), _text_implied(Pattern.compile(r"^yes"))
+    (True, False)
+    """
+    return pattern.kind == "keyword" or not _CONTEXT.search(pattern.text)
+
+
 class RuleClassifier:
     """The offline classifier: weighted keyword, regex and tool evidence from a taxonomy.
 
@@ -203,6 +226,20 @@ class RuleClassifier:
 
     def __init__(self, taxonomy: Taxonomy | Mapping[str, Any] | str | Path | None = None) -> None:
         self.taxonomy = DEFAULT_TAXONOMY if taxonomy is None else load_taxonomy(taxonomy)
+        self._text_first = {
+            id(p): _text_implied(p) for spec in self.taxonomy.intents for p in spec.patterns
+        }
+        # Tool names repeat across sessions: remember each (evidence, name) glob match.
+        self._tool_hits: dict[tuple[str, str], bool] = {}
+
+    def _matches(self, tool: ToolEvidence, name: str) -> bool:
+        key = (tool.name, name)
+        hit = self._tool_hits.get(key)
+        if hit is None:
+            if len(self._tool_hits) > 100_000:  # bounded for tool names that never repeat
+                self._tool_hits.clear()
+            hit = self._tool_hits[key] = tool.matches(name)
+        return hit
 
     def __repr__(self) -> str:
         return f"RuleClassifier(intents={list(self.taxonomy.names)})"
@@ -216,9 +253,16 @@ class RuleClassifier:
             speaker = tax.speakers.get(turn.role, 0.0)
             if speaker <= 0 or not turn.content:
                 continue
-            sentences = _sentences(turn.content)
+            text = turn.content
+            sentences: list[str] | None = None
             for spec in tax.intents:
                 for pattern in spec.patterns:
+                    # One search over the message rules most patterns out; only a hit needs
+                    # the per-sentence scan (see _text_implied for why this is exact).
+                    if self._text_first[id(pattern)] and not pattern.regex.search(text):
+                        continue
+                    if sentences is None:
+                        sentences = _sentences(text)
                     s_idx = next(
                         (i for i, s in enumerate(sentences) if pattern.regex.search(s)), None
                     )
@@ -230,7 +274,7 @@ class RuleClassifier:
                         caller_hits[key] = caller_hits.get(key, 0.0) + pattern.weight
         for spec in tax.intents:
             for tool in spec.tools:
-                calls = [c for c in evidence.tool_calls if tool.matches(c.name)]
+                calls = [c for c in evidence.tool_calls if self._matches(tool, c.name)]
                 if calls:
                     ok = any(not c.is_error for c in calls)
                     scores[spec.name] += tool.weight * (1.0 if ok else tax.failed_tool_weight)
