@@ -55,6 +55,7 @@ _TIMES = {
 
 def _load_generated(path: Path, n: int, *, seed: int, start: datetime, log: bool) -> None:
     con = sl.connect(str(path))
+    con.execute("SET enable_progress_bar = false")
     done = 0
     chunk = 0
     while done < n:
