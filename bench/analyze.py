@@ -63,6 +63,10 @@ def _step(name: str, db: Path, workdir: Path, sessions: int) -> dict[str, Any]:
         import sessionlens as sl
 
         sl.load(con, _prep.extra_export(workdir, sessions), progress=False)
+    if name == "pandas":  # the same price table analyze_sessions fills (not timed)
+        from sessionlens.analysis.prices import ensure_model_prices
+
+        ensure_model_prices(con)
     before = _usage()
     started = time.perf_counter()
     if name == "pandas":
@@ -89,7 +93,9 @@ def _run(name: str, source: Path, workdir: Path, sessions: int, keep: Path | Non
     shutil.copy(source, db)
     cmd = [sys.executable, __file__, "--_step", name, "--_db", str(db), "--sessions",
            str(sessions), "--workdir", str(workdir)]  # fmt: skip
-    done = subprocess.run(cmd, check=True, capture_output=True, text=True)
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode:
+        raise SystemExit(f"step {name} failed:\n{done.stderr}")
     result = json.loads(done.stdout.strip().splitlines()[-1])
     if keep is not None:
         db.replace(keep)
@@ -107,8 +113,7 @@ def _agreement(workdir: Path, analysed: Path, sessions: int, sample: int = 2000)
     ours = con.execute(
         "SELECT session_id, caller_intent_type, caller_intent_confidence, caller_intent_summary, "
         "completion_rate, drop_off_step, tool_call_count, input_tokens, output_tokens, cost_usd "
-        "FROM session_analysis USING SAMPLE reservoir(? ROWS) REPEATABLE (1)",
-        [sample],
+        f"FROM session_analysis USING SAMPLE reservoir({int(sample)} ROWS) REPEATABLE (1)"
     ).df()
     m = ours.merge(base, on="session_id", how="left")
 
