@@ -74,7 +74,8 @@ def _intent(turns: pd.DataFrame, calls: pd.DataFrame, sessions: pd.Series) -> pd
     names = pd.Series(c.tool_name.unique())
     for spec in tax.intents:
         for tool in spec.tools:
-            hit = set(names[names.map(lambda n, t=tool: fnmatch.fnmatchcase(n.lower(), t.name.lower()))])
+            glob = tool.name.lower()
+            hit = set(names[names.map(lambda n, g=glob: fnmatch.fnmatchcase(n.lower(), g))])
             tc = c[c.tool_name.isin(hit)]
             ok = tc.groupby("session_id").is_error.apply(lambda e: (~e.fillna(False)).any())
             w = ok.map({True: tool.weight, False: tool.weight * tax.failed_tool_weight})
@@ -117,9 +118,7 @@ def _progress(calls: pd.DataFrame, intents: pd.DataFrame) -> pd.DataFrame:
         tools = row.tools if isinstance(row.tools, list) else []
         oks = row.ok if isinstance(row.ok, list) else []
         for step in flow.steps:
-            nxt = next(
-                (i for i in range(pos + 1, len(tools)) if tools[i] == step and oks[i]), None
-            )
+            nxt = next((i for i in range(pos + 1, len(tools)) if tools[i] == step and oks[i]), None)
             if nxt is None:
                 break
             pos, reached = nxt, reached + 1

@@ -110,25 +110,26 @@ def _replicate(path: Path, source: Path, copies: int) -> None:
     con.close()
 
 
-def base_db(workdir: Path, n: int, *, log: bool = True) -> Path:
-    """The cached database of ``n`` loaded sessions (built on first use)."""
+def base_db(workdir: Path, n: int, *, replicate_from: int = GENERATE_MAX, log: bool = True) -> Path:
+    """The cached database of ``n`` loaded sessions (built on first use): generated up to
+    ``replicate_from`` sessions, above that ``replicate_from`` replicated ``n // it`` times."""
     workdir.mkdir(parents=True, exist_ok=True)
     path = workdir / f"base-{n}.duckdb"
     if path.exists():
         return path
     tmp = path.with_suffix(".building")
     tmp.unlink(missing_ok=True)
-    if n <= GENERATE_MAX:
+    if n <= replicate_from:
         if log:
             print(f"generating and loading {n} sessions into {path}", flush=True)
         _load_generated(tmp, n, seed=1, start=START, log=log)
     else:
-        if n % GENERATE_MAX:
-            raise SystemExit(f"sizes above {GENERATE_MAX} must be multiples of it, got {n}")
-        source = base_db(workdir, GENERATE_MAX, log=log)
+        if n % replicate_from:
+            raise SystemExit(f"sizes above {replicate_from} must be multiples of it, got {n}")
+        source = base_db(workdir, replicate_from, log=log)
         if log:
-            print(f"replicating {source.name} x{n // GENERATE_MAX} into {path}", flush=True)
-        _replicate(tmp, source, n // GENERATE_MAX)
+            print(f"replicating {source.name} x{n // replicate_from} into {path}", flush=True)
+        _replicate(tmp, source, n // replicate_from)
     tmp.rename(path)
     return path
 

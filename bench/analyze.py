@@ -166,12 +166,12 @@ def bench(sessions: int, workdir: Path) -> None:
     print("  " + _agreement(workdir, analysed, sessions), flush=True)
 
 
-def scaling(sizes: list[int], workdir: Path) -> None:
+def scaling(sizes: list[int], workdir: Path, replicate_from: int) -> None:
     import _prep
 
     rows = []
     for n in sizes:
-        base = _prep.base_db(workdir, n)
+        base = _prep.base_db(workdir, n, replicate_from=replicate_from)
         r = _run("full", base, workdir, n, keep=None)
         rows.append((n, r))
         print(_line(r, n) + f"  [{n} sessions]", flush=True)
@@ -187,6 +187,12 @@ def main() -> None:
     parser.add_argument("--sessions", type=int, default=10_000)
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/sessionlens-bench"))
     parser.add_argument("--scaling", help="comma-separated sizes, e.g. 10000,100000,1000000")
+    parser.add_argument(
+        "--replicate-from",
+        type=int,
+        default=100_000,
+        help="scaling sizes above this are copies of the database of this many sessions",
+    )
     parser.add_argument("--_step", help=argparse.SUPPRESS)
     parser.add_argument("--_db", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -194,7 +200,7 @@ def main() -> None:
     if args._step:
         print(json.dumps(_step(args._step, args._db, args.workdir, args.sessions)))
     elif args.scaling:
-        scaling([int(s) for s in args.scaling.split(",")], args.workdir)
+        scaling([int(s) for s in args.scaling.split(",")], args.workdir, args.replicate_from)
     else:
         bench(args.sessions, args.workdir)
 

@@ -85,11 +85,15 @@ def test_incremental_rows_equal_a_full_run(split: dict) -> None:
 def test_earlier_sessions_renumber_tags_of_unchanged_sessions(split: dict) -> None:
     tags = "SELECT session_id, session_tag FROM sessions ORDER BY 1"
     assert split["inc"].execute(tags).fetchall() == split["full"].execute(tags).fetchall()
-    moved = split["inc"].execute(
-        "SELECT count(*) FROM session_analysis WHERE session_tag LIKE '%_2' "
-        "AND session_id NOT IN (SELECT unnest(?::TEXT[]))",
-        [sorted(split["late"])],
-    ).fetchone()
+    moved = (
+        split["inc"]
+        .execute(
+            "SELECT count(*) FROM session_analysis WHERE session_tag LIKE '%_2' "
+            "AND session_id NOT IN (SELECT unnest(?::TEXT[]))",
+            [sorted(split["late"])],
+        )
+        .fetchone()
+    )
     assert moved is not None and moved[0] > 0  # early sessions that became second ones
 
 
@@ -122,7 +126,7 @@ def test_a_failing_classifier_leaves_the_cache_and_no_staging(split: dict) -> No
     def broken(ev: SessionEvidence) -> tuple[str, float]:
         return ("booking", 2.0)
 
-    with pytest.raises(ConfigError, match="outside 0..1"):
+    with pytest.raises(ConfigError, match=r"outside 0\.\.1"):
         sl.analyze_sessions(con, as_of=AS_OF, classifier=broken)
     assert _rows(con) == before
     left = con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name LIKE '_sl_%'")
@@ -144,10 +148,11 @@ def _reference(evidence: SessionEvidence) -> dict[str, float]:
     return scores
 
 
-_WORDS = st.sampled_from(
+_VOCABULARY = (
     "book booking cancel reschedule move it another day can't make it no longer need "
-    "hours open appointment cleaning yes Mia's visit new patient instead call off".split()
+    "hours open appointment cleaning yes Mia's visit new patient instead call off"
 )
+_WORDS = st.sampled_from(_VOCABULARY.split(" "))
 _GLUE = st.sampled_from([" ", ". ", "? ", "! ", "\n", ", ", "… ", "  ", ".", "'"])
 
 

@@ -35,12 +35,12 @@ from tqdm.auto import tqdm
 
 from . import _analyze_stage as stage
 from ._config import config_fingerprint_text
+from .analysis._ibis import backend
 from .analysis.details import extract_booking_details
 from .analysis.evidence import iter_evidence
 from .analysis.flows import DEFAULT_FLOWS, Flow, load_flows
 from .analysis.goals import evaluate_goals
 from .analysis.intent import DEFAULT_TAXONOMY, RuleClassifier, as_classifier, load_taxonomy
-from .analysis._ibis import backend
 from .analysis.prices import build_model_prices, ensure_model_prices, prices_fingerprint
 from .analysis.session_frame import session_fingerprints, session_frame
 from .analysis.tags import assign_session_tags
@@ -291,9 +291,7 @@ def analyze_sessions(
             stage.stage_python_rows(con, _PY_SCHEMA, batches)
             py = db.table("_sl_py", database=stage.TEMP)
             frame = session_frame(db, py, flows=flow_map, as_of=now, inactivity=inactivity)
-            stage.write_rows(
-                db, frame, columns=_COLUMNS, version=ANALYZER_VERSION, config=config
-            )
+            stage.write_rows(db, frame, columns=_COLUMNS, version=ANALYZER_VERSION, config=config)
         # Tags of unchanged sessions can move when an earlier session arrives.
         con.execute(
             "UPDATE session_analysis a SET session_tag = s.session_tag FROM sessions s "
