@@ -45,6 +45,7 @@ _GREETING = re.compile(
     re.IGNORECASE,
 )
 _SUMMARY_MAX = 200
+_MEMO_SIZE = 100_000  # remembered messages / tool names per classifier
 
 
 @dataclass(frozen=True)
@@ -196,6 +197,20 @@ def _text_implied(pattern: Pattern) -> bool:
     return pattern.kind == "keyword" or not _CONTEXT.search(pattern.text)
 
 
+def _keyword_literal(pattern: Pattern) -> str:
+    """The longest word (a ``*`` stem without it) every match of an ASCII keyword contains,
+    lower case; ``''`` for regular expressions and non-ASCII keywords (no shortcut).
+
+    Examples
+    --------
+    >>> _keyword_literal(Pattern.keyword("new patient*")), _keyword_literal(Pattern.compile("x"))
+    ('patient', '')
+    """
+    if pattern.kind != "keyword" or not pattern.text.isascii():
+        return ""
+    return max((w.rstrip("*").lower() for w in pattern.text.split()), key=len)
+
+
 class RuleClassifier:
     """The offline classifier: weighted keyword, regex and tool evidence from a taxonomy.
 
@@ -226,9 +241,10 @@ class RuleClassifier:
 
     def __init__(self, taxonomy: Taxonomy | Mapping[str, Any] | str | Path | None = None) -> None:
         self.taxonomy = DEFAULT_TAXONOMY if taxonomy is None else load_taxonomy(taxonomy)
-        self._text_first = {
-            id(p): _text_implied(p) for spec in self.taxonomy.intents for p in spec.patterns
-        }
+        patterns = [p for spec in self.taxonomy.intents for p in spec.patterns]
+        self._text_first = {id(p): _text_implied(p) for p in patterns}
+        self._literal = {id(p): _keyword_literal(p) for p in patterns}
+        self._hits: dict[str, tuple[tuple[str, float, int], ...]] = {}
         # Tool names repeat across sessions: remember each (evidence, name) glob match.
         self._tool_hits: dict[tuple[str, str], bool] = {}
 
@@ -236,13 +252,44 @@ class RuleClassifier:
         key = (tool.name, name)
         hit = self._tool_hits.get(key)
         if hit is None:
-            if len(self._tool_hits) > 100_000:  # bounded for tool names that never repeat
+            if len(self._tool_hits) > _MEMO_SIZE:  # bounded for tool names that never repeat
                 self._tool_hits.clear()
             hit = self._tool_hits[key] = tool.matches(name)
         return hit
 
     def __repr__(self) -> str:
         return f"RuleClassifier(intents={list(self.taxonomy.names)})"
+
+    def _message_hits(self, text: str) -> tuple[tuple[str, float, int], ...]:
+        """``(intent, pattern weight, first matching sentence)`` per pattern that matches
+        ``text``, in taxonomy order. A pure function of the text, so remembered: agents and
+        callers repeat the same messages ("Let me check that for you.") across sessions."""
+        found = self._hits.get(text)
+        if found is not None:
+            return found
+        # ASCII text matches an ASCII keyword case-insensitively only if its lower-case
+        # form contains the keyword's literal words: a substring test rules most out.
+        lowered = text.lower() if text.isascii() else None
+        sentences: list[str] | None = None
+        out = []
+        for spec in self.taxonomy.intents:
+            for pattern in spec.patterns:
+                literal = self._literal[id(pattern)]
+                if lowered is not None and literal and literal not in lowered:
+                    continue
+                # One search over the message rules most patterns out; only a hit needs
+                # the per-sentence scan (see _text_implied for why this is exact).
+                if self._text_first[id(pattern)] and not pattern.regex.search(text):
+                    continue
+                if sentences is None:
+                    sentences = _sentences(text)
+                s_idx = next((i for i, s in enumerate(sentences) if pattern.regex.search(s)), None)
+                if s_idx is not None:
+                    out.append((spec.name, pattern.weight, s_idx))
+        if len(self._hits) > _MEMO_SIZE:  # bounded: most texts never repeat
+            self._hits.clear()
+        found = self._hits[text] = tuple(out)
+        return found
 
     def __call__(self, evidence: SessionEvidence) -> IntentResult:
         tax = self.taxonomy
@@ -253,25 +300,11 @@ class RuleClassifier:
             speaker = tax.speakers.get(turn.role, 0.0)
             if speaker <= 0 or not turn.content:
                 continue
-            text = turn.content
-            sentences: list[str] | None = None
-            for spec in tax.intents:
-                for pattern in spec.patterns:
-                    # One search over the message rules most patterns out; only a hit needs
-                    # the per-sentence scan (see _text_implied for why this is exact).
-                    if self._text_first[id(pattern)] and not pattern.regex.search(text):
-                        continue
-                    if sentences is None:
-                        sentences = _sentences(text)
-                    s_idx = next(
-                        (i for i, s in enumerate(sentences) if pattern.regex.search(s)), None
-                    )
-                    if s_idx is None:
-                        continue
-                    scores[spec.name] += pattern.weight * speaker
-                    if turn.role == "user":
-                        key = (spec.name, t_idx, s_idx)
-                        caller_hits[key] = caller_hits.get(key, 0.0) + pattern.weight
+            for name, weight, s_idx in self._message_hits(turn.content):
+                scores[name] += weight * speaker
+                if turn.role == "user":
+                    key = (name, t_idx, s_idx)
+                    caller_hits[key] = caller_hits.get(key, 0.0) + weight
         for spec in tax.intents:
             for tool in spec.tools:
                 calls = [c for c in evidence.tool_calls if self._matches(tool, c.name)]
