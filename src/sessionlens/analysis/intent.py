@@ -241,9 +241,12 @@ class RuleClassifier:
 
     def __init__(self, taxonomy: Taxonomy | Mapping[str, Any] | str | Path | None = None) -> None:
         self.taxonomy = DEFAULT_TAXONOMY if taxonomy is None else load_taxonomy(taxonomy)
-        patterns = [p for spec in self.taxonomy.intents for p in spec.patterns]
-        self._text_first = {id(p): _text_implied(p) for p in patterns}
-        self._literal = {id(p): _keyword_literal(p) for p in patterns}
+        # Per pattern, in taxonomy order: what _message_hits needs, worked out once.
+        self._plan = [
+            (spec.name, p.weight, p.regex, _keyword_literal(p), _text_implied(p))
+            for spec in self.taxonomy.intents
+            for p in spec.patterns
+        ]
         self._hits: dict[str, tuple[tuple[str, float, int], ...]] = {}
         # Tool names repeat across sessions: remember each (evidence, name) glob match.
         self._tool_hits: dict[tuple[str, str], bool] = {}
@@ -272,20 +275,18 @@ class RuleClassifier:
         lowered = text.lower() if text.isascii() else None
         sentences: list[str] | None = None
         out = []
-        for spec in self.taxonomy.intents:
-            for pattern in spec.patterns:
-                literal = self._literal[id(pattern)]
-                if lowered is not None and literal and literal not in lowered:
-                    continue
-                # One search over the message rules most patterns out; only a hit needs
-                # the per-sentence scan (see _text_implied for why this is exact).
-                if self._text_first[id(pattern)] and not pattern.regex.search(text):
-                    continue
-                if sentences is None:
-                    sentences = _sentences(text)
-                s_idx = next((i for i, s in enumerate(sentences) if pattern.regex.search(s)), None)
-                if s_idx is not None:
-                    out.append((spec.name, pattern.weight, s_idx))
+        for name, weight, regex, literal, text_first in self._plan:
+            if lowered is not None and literal and literal not in lowered:
+                continue
+            # One search over the message rules most patterns out; only a hit needs the
+            # per-sentence scan (see _text_implied for why this is exact).
+            if text_first and not regex.search(text):
+                continue
+            if sentences is None:
+                sentences = _sentences(text)
+            s_idx = next((i for i, s in enumerate(sentences) if regex.search(s)), None)
+            if s_idx is not None:
+                out.append((name, weight, s_idx))
         if len(self._hits) > _MEMO_SIZE:  # bounded: most texts never repeat
             self._hits.clear()
         found = self._hits[text] = tuple(out)
