@@ -16,6 +16,7 @@ are parsed with ``phonenumbers``; spoken dates are resolved against the day of t
 
 from __future__ import annotations
 
+import functools
 import itertools
 import re
 from collections.abc import Iterator, Sequence
@@ -117,6 +118,7 @@ _PARENT = [
 ]
 
 
+@functools.lru_cache(maxsize=4096)  # argument keys repeat across every call of a tool
 def _snake(key: str) -> str:
     return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", key).replace("-", "_").lower()
 
