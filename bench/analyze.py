@@ -35,7 +35,7 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-SETTINGS = {"memory_limit": "8GB"}  # out-of-core past this: DuckDB spills to temp files
+SETTINGS = {"memory_limit": "2GB"}  # DuckDB spills to temp files past this (--memory-limit)
 
 
 def _usage() -> dict[str, float]:
@@ -92,7 +92,8 @@ def _run(name: str, source: Path, workdir: Path, sessions: int, keep: Path | Non
     db = workdir / f"step-{name}.duckdb"
     shutil.copy(source, db)
     cmd = [sys.executable, __file__, "--_step", name, "--_db", str(db), "--sessions",
-           str(sessions), "--workdir", str(workdir)]  # fmt: skip
+           str(sessions), "--workdir", str(workdir), "--memory-limit",
+           SETTINGS["memory_limit"]]  # fmt: skip
     done = subprocess.run(cmd, capture_output=True, text=True)
     if done.returncode:
         raise SystemExit(f"step {name} failed:\n{done.stderr}")
@@ -193,10 +194,14 @@ def main() -> None:
         default=100_000,
         help="scaling sizes above this are copies of the database of this many sessions",
     )
+    parser.add_argument(
+        "--memory-limit", default=SETTINGS["memory_limit"], help="DuckDB memory_limit per step"
+    )
     parser.add_argument("--_step", help=argparse.SUPPRESS)
     parser.add_argument("--_db", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     os.environ.setdefault("TQDM_DISABLE", "1")
+    SETTINGS["memory_limit"] = args.memory_limit
     if args._step:
         print(json.dumps(_step(args._step, args._db, args.workdir, args.sessions)))
     elif args.scaling:
