@@ -47,7 +47,7 @@ def _connect(path: Path, workdir: Path) -> Any:
     import sessionlens as sl
 
     con = sl.connect(str(path))
-    con.execute(f"SET memory_limit = '{SETTINGS['memory_limit']}'")
+    con.execute("SET memory_limit = ?", [SETTINGS["memory_limit"]])
     con.execute("SET temp_directory = ?", [str(workdir / "duckdb-tmp")])
     con.execute("SET enable_progress_bar = false")
     return con
