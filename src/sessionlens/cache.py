@@ -16,6 +16,10 @@ skipped. Rows of sessions that disappeared (regrouped, deleted) are removed.
 
 The per-session work is Ibis over the canonical tables (flows, sequences, costs, status) plus
 one Python pass over each session's transcript (intent, booking details, goal indicators).
+On DuckDB the run's intermediate tables stay in the database (:mod:`._analyze_stage`): the
+Python pass streams record batches into a temporary table and the frame is inserted from
+SQL, so memory does not grow with the number of sessions. Session tags are recounted only for
+the users whose sessions changed (a tag depends on its user's sessions alone).
 """
 
 from __future__ import annotations
