@@ -79,7 +79,12 @@ def split(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
 def test_incremental_rows_equal_a_full_run(split: dict) -> None:
     assert split["second"].recomputed == len(split["late"])
     assert split["second"].skipped == split["first"].sessions
-    assert _rows(split["inc"]) == _rows(split["full"])
+    inc, full = _rows(split["inc"]), _rows(split["full"])
+    assert [r[0] for r in inc] == [r[0] for r in full]
+    for got, want in zip(inc, full, strict=True):
+        for g, w in zip(got, want, strict=True):
+            # DuckDB sums costs in parallel: the last bits of a float sum vary between runs.
+            assert g == (pytest.approx(w, rel=1e-12) if isinstance(w, float) else w)
 
 
 def test_earlier_sessions_renumber_tags_of_unchanged_sessions(split: dict) -> None:
