@@ -59,8 +59,7 @@ def test_notebook_runs_top_to_bottom(path, tmp_path, monkeypatch):
         for cell in nb.cells
         if cell.cell_type == "code"
         for out in cell.get("outputs", [])
-        if out.output_type == "error"
-        or (out.output_type == "stream" and out.name == "stderr" and not _tqdm_notice(out.text))
+        if out.output_type == "error" or (out.output_type == "stream" and out.name == "stderr")
     ]
     assert errors == []
     printed = nb.cells[-1].outputs[0]["text"].strip()
@@ -72,9 +71,3 @@ def test_notebook_runs_top_to_bottom(path, tmp_path, monkeypatch):
         if "image/svg+xml" in out.get("data", {})
     ]
     assert images, "every notebook shows at least one chart"
-
-
-def _tqdm_notice(text: str) -> bool:
-    # tqdm.auto (imported by sessionlens.cache) warns once per kernel that ipywidgets is
-    # missing and falls back to text bars; anything else on stderr fails the test.
-    return "TqdmWarning: IProgress not found" in text
