@@ -12,6 +12,7 @@ One handle, functions hanging off it::
 from __future__ import annotations
 
 from . import datasets
+from ._redact_db import RedactResult, redact_database
 from .analysis.cost import cost_by, observation_costs, session_costs, token_usage, unpriced_models
 from .analysis.details import extract_booking_details
 from .analysis.evidence import SessionEvidence
@@ -69,6 +70,7 @@ __all__ = [
     "InternalRules",
     "LoadResult",
     "NotAnalyzedError",
+    "RedactResult",
     "ReportResult",
     "RuleClassifier",
     "SchemaVersionError",
@@ -101,6 +103,7 @@ __all__ = [
     "prune",
     "rebuild_sessions",
     "recent_sessions",
+    "redact_database",
     "sequence_variants",
     "session_costs",
     "session_gap",

@@ -1,4 +1,4 @@
-"""The ``sessionlens`` command line: ``load``, ``analyze``, ``report`` and ``demo``.
+"""The ``sessionlens`` command line: ``load``, ``analyze``, ``report``, ``redact`` and ``demo``.
 
 The only place that prints. Every ``SessionlensError`` becomes one line ``error: ...`` on
 stderr and exit code 1; anything else is a bug and keeps its traceback.
@@ -19,12 +19,14 @@ from typing import Any
 from duckdb import DuckDBPyConnection
 
 from . import __version__, datasets
+from ._redact_db import redact_database
 from .analysis.sessions import rebuild_sessions
 from .cache import AnalyzeResult, analyze_sessions
-from .errors import ConfigError, SessionlensError
+from .errors import ConfigError, InputNotFoundError, SessionlensError
 from .loaders import FORMATS, LoadResult, load
 from .loaders.files import expand_paths
 from .loaders.table import load_table
+from .redact import DEFAULT_SALT
 from .report import ReportResult, export_report
 from .store import connect
 
@@ -144,6 +146,25 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
         print(_analysis_summary(result, args.db))
     finally:
         con.close()
+    return 0
+
+
+def _cmd_redact(args: argparse.Namespace) -> int:
+    if not Path(args.db).is_file():
+        raise InputNotFoundError(args.db)  # never create an empty database just to redact it
+    con = connect(args.db)
+    try:
+        result = redact_database(
+            con,
+            salt=args.salt or os.environ.get("SESSIONLENS_SALT") or DEFAULT_SALT,
+            names=args.name,
+        )
+    finally:
+        con.close()
+    print(f"redacted {result.total} value(s) in {args.db} ({result.names} known name(s))")
+    for column, count in result.changed.items():
+        if count:
+            print(f"  {column:<40}{count:>8}")
     return 0
 
 
@@ -325,6 +346,23 @@ def _parser() -> argparse.ArgumentParser:
         help="analyse sessions first (opens the database for writing)",
     )
     p_rep.set_defaults(run=_cmd_report)
+
+    p_red = verbs.add_parser(
+        "redact",
+        help="replace phone numbers, e-mail addresses and names stored in the database",
+        description="Rewrite the stored text, payloads and user ids of a database with the "
+        "same stable tokens a redacted report uses, in one transaction. Names are those "
+        "`analyze` extracted plus --name. Run it after each load: new records arrive as they "
+        "are in the export.",
+    )
+    p_red.add_argument("--db", required=True, metavar="FILE", help="DuckDB database file")
+    p_red.add_argument(
+        "--salt", metavar="S", help="secret key of the tokens (default: $SESSIONLENS_SALT)"
+    )
+    p_red.add_argument(
+        "--name", action="append", default=[], metavar="NAME", help="another name to replace"
+    )
+    p_red.set_defaults(run=_cmd_redact)
 
     p_demo = verbs.add_parser(
         "demo",

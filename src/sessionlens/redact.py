@@ -228,8 +228,8 @@ class Redactor:
             return {k: v if k in _SAFE_KEYS else self.value(v, str(k)) for k, v in value.items()}
         if isinstance(value, list):
             return [self.value(v, key) for v in value]
-        if not isinstance(value, str):
-            return value
+        if not isinstance(value, str) or _TOKEN_RE.fullmatch(value):
+            return value  # already a token: redacting twice changes nothing
         if _PHONE_KEY.search(key):
             return self.phone_token(value)
         if _EMAIL_KEY.search(key):
