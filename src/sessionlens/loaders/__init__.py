@@ -177,6 +177,7 @@ def write_file(
             con, "observations", rows["observations"], source_file=path
         )
         result.scores = _write.merge_rows(con, "scores", rows["scores"], source_file=path)
+        _write.attach_orphans(con, path)
         _write.write_errors(con, path, rejected)
         _write.touched_trace_ids(con)
         _write.fill_trace_times(con)

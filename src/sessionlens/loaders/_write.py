@@ -18,7 +18,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-__all__ = ["merge_rows", "touched_trace_ids", "write_errors"]
+__all__ = ["attach_orphans", "merge_rows", "touched_trace_ids", "write_errors"]
 
 _TYPES: dict[str, pa.DataType] = {
     "TEXT": pa.string(),
@@ -129,6 +129,31 @@ def merge_rows(
         f"ON CONFLICT ({_q(key)}) DO UPDATE SET {updates} WHERE {guard}"
     ).fetchone()
     return int(result[0]) if result else 0
+
+
+def attach_orphans(con: duckdb.DuckDBPyConnection, source_file: str) -> int:
+    """Give every staged observation whose trace exists nowhere a placeholder trace.
+
+    Readers emit placeholders for observation-only exports; this is the net under all of
+    them, so that no format (a nested observation naming another trace, a trace record that
+    was rejected while its observations were fine) can leave an observation without a trace.
+    Returns the number of placeholders added.
+    """
+    exists = con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE temporary AND table_name = ?",
+        ["_stage_observations"],
+    ).fetchone()
+    if not exists or not exists[0]:
+        return 0
+    row = con.execute(
+        "INSERT INTO traces (trace_id, is_stub, source_format, source_file, loaded_at) "
+        "SELECT trace_id, TRUE, any_value(source_format), ?, now()::TIMESTAMP "
+        "FROM _stage_observations s "
+        "WHERE NOT EXISTS (SELECT 1 FROM traces t WHERE t.trace_id = s.trace_id) "
+        "GROUP BY trace_id",
+        [source_file],
+    ).fetchone()
+    return int(row[0]) if row else 0
 
 
 def touched_trace_ids(con: duckdb.DuckDBPyConnection) -> None:

@@ -12,6 +12,7 @@ import glob
 import gzip
 import io
 import json
+import re
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -143,8 +144,11 @@ def expand_paths(paths: Sequence[str | Path]) -> list[SourceFile]:
     return sorted(found.values(), key=lambda s: (rank.get(s.table_hint or "", 0), str(s.path)))
 
 
-def _open_text(src: SourceFile) -> IO[str]:
-    return io.TextIOWrapper(_open_bytes(src), encoding="utf-8", newline="")
+def _open_text(src: SourceFile, errors: str = "strict") -> IO[str]:
+    return io.TextIOWrapper(_open_bytes(src), encoding="utf-8", errors=errors, newline="")
+
+
+_BAD_BYTE = re.compile("[\udc80-\udcff]")  # what surrogateescape makes of invalid UTF-8
 
 
 def _open_bytes(src: SourceFile) -> IO[bytes]:
@@ -272,12 +276,17 @@ def _jsonl_rows(src: SourceFile) -> Iterator[tuple[str, Any]]:
 def _csv_rows(src: SourceFile) -> Iterator[tuple[str, Any]]:
     csv.field_size_limit(sys.maxsize)
     try:
-        with _open_text(src) as handle:
+        # Invalid bytes are kept as escapes and reported per row, not for the whole file.
+        with _open_text(src, errors="surrogateescape") as handle:
             reader = csv.DictReader(handle)
+            if any(_BAD_BYTE.search(name) for name in reader.fieldnames or ()):
+                raise TraceFormatError(str(src.path), "line 1", "invalid UTF-8 in the header row")
             start = 2
             for row in reader:
                 if None in row:
                     yield f"line {start}", ValueError("more fields than the header has")
+                elif any(isinstance(v, str) and _BAD_BYTE.search(v) for v in row.values()):
+                    yield f"line {start}", ValueError("invalid UTF-8")
                 else:
                     # CSV has no NULL: an empty field is one, and nested values are JSON text.
                     yield f"line {start}", {k: (v if v != "" else None) for k, v in row.items()}
