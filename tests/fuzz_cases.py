@@ -434,27 +434,40 @@ def _check_invariants(con: duckdb.DuckDBPyConnection) -> None:
         assert row is not None
         return row[0]
 
-    assert one(
-        "SELECT count(*) FROM observations WHERE trace_id NOT IN (SELECT trace_id FROM traces)"
-    ) == 0, "orphan observations"
-    assert one(
-        "SELECT count(*) FROM traces WHERE session_id IS NULL "
-        "OR session_id NOT IN (SELECT session_id FROM sessions)"
-    ) == 0, "traces outside any session"
-    assert one(
-        "SELECT count(*) FROM sessions s WHERE trace_count IS DISTINCT FROM "
-        "(SELECT count(*) FROM traces t WHERE t.session_id = s.session_id)"
-    ) == 0, "sessions.trace_count is not the number of their traces"
+    assert (
+        one("SELECT count(*) FROM observations WHERE trace_id NOT IN (SELECT trace_id FROM traces)")
+        == 0
+    ), "orphan observations"
+    assert (
+        one(
+            "SELECT count(*) FROM traces WHERE session_id IS NULL "
+            "OR session_id NOT IN (SELECT session_id FROM sessions)"
+        )
+        == 0
+    ), "traces outside any session"
+    assert (
+        one(
+            "SELECT count(*) FROM sessions s WHERE trace_count IS DISTINCT FROM "
+            "(SELECT count(*) FROM traces t WHERE t.session_id = s.session_id)"
+        )
+        == 0
+    ), "sessions.trace_count is not the number of their traces"
     for table in ("tool_calls", "conversation_turns"):
-        assert one(
-            f"SELECT count(*) FROM {table} "
-            "WHERE session_id NOT IN (SELECT session_id FROM sessions)"
-        ) == 0, f"{table} of unknown sessions"
+        assert (
+            one(
+                f"SELECT count(*) FROM {table} "
+                "WHERE session_id NOT IN (SELECT session_id FROM sessions)"
+            )
+            == 0
+        ), f"{table} of unknown sessions"
     for col in _TOKENS.split(", "):
         assert one(f"SELECT count(*) FROM observations WHERE {col} < 0") == 0, f"negative {col}"
-    assert one(
-        "SELECT count(*) FROM observations WHERE input_tokens < "
-        "coalesce(cache_read_tokens, 0) + coalesce(cache_write_tokens, 0) "
-        "OR output_tokens < coalesce(reasoning_tokens, 0)"
-    ) == 0, "token parts larger than their totals"
+    assert (
+        one(
+            "SELECT count(*) FROM observations WHERE input_tokens < "
+            "coalesce(cache_read_tokens, 0) + coalesce(cache_write_tokens, 0) "
+            "OR output_tokens < coalesce(reasoning_tokens, 0)"
+        )
+        == 0
+    ), "token parts larger than their totals"
     assert math.isfinite(one("SELECT coalesce(sum(reported_cost_usd), 0) FROM observations"))

@@ -176,7 +176,9 @@ def build_corpus(root: Path) -> list[Seed]:
         for _, span in iter_request_spans(json.loads(line))
     ]
     phoenix = [_phoenix_span(s) for s in spans]
-    add("phoenix-spans/json", "phoenix-spans", _write_json(root / "phoenix" / "spans.json", phoenix))
+    add(
+        "phoenix-spans/json", "phoenix-spans", _write_json(root / "phoenix" / "spans.json", phoenix)
+    )
     add(
         "phoenix-spans/jsonl",
         "phoenix-spans",
@@ -206,7 +208,9 @@ def build_corpus(root: Path) -> list[Seed]:
 
     mixed = root / "mixed"
     for seed in list(seeds):
-        if seed.fmt == "table" or seed.name.startswith(("langfuse-blob-json/", "langfuse-blob-csv")):
+        if seed.fmt == "table" or seed.name.startswith(
+            ("langfuse-blob-json/", "langfuse-blob-csv")
+        ):
             continue  # tables need a mapping; one container per blob table keeps ids unique
         if seed.name.startswith(("langfuse-blob-parquet", "langfuse-blob-jsonl-gz")):
             continue

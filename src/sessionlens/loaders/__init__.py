@@ -10,7 +10,7 @@ leaves the database exactly as it was.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,11 +24,13 @@ from ..errors import TraceFormatError
 
 # Importing a format's module registers its reader (detection asks them in this order).
 from . import _write, langfuse, otlp, phoenix, planner, transcripts  # noqa: F401
+from ._limits import DEFAULT_MAX_RECORD_BYTES, check_limit
 from ._normalize import InternalRules, row_hash
 from .files import FORMATS, SourceFile, expand_paths, read_items
 from .phoenix import load_spans_dataframe
 
 __all__ = [
+    "DEFAULT_MAX_RECORD_BYTES",
     "FORMATS",
     "FileResult",
     "InternalRules",
@@ -208,6 +210,7 @@ def load(
     strict: bool = False,
     internal: InternalRules | None = None,
     progress: bool | None = None,
+    max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
 ) -> LoadResult:
     """Load trace exports into the canonical tables.
 
@@ -229,6 +232,10 @@ def load(
         environments and ``sdk-experiment`` are always internal.
     progress : bool, optional
         Show a progress bar over files. Default: only when stderr is a terminal.
+    max_record_bytes : int
+        Largest record accepted (a JSON line, CSV line or field, Parquet row, or a whole JSON
+        document), default 64 MiB. A larger one is rejected like any bad record (file,
+        position, size) without being read into memory whole; see ``docs/reliability.md``.
 
     Returns
     -------
@@ -246,7 +253,8 @@ def load(
     """
     if isinstance(paths, (str, Path)):
         paths = [paths]
-    sources = expand_paths(paths)
+    limit = check_limit(max_record_bytes)
+    sources = [replace(src, max_record_bytes=limit) for src in expand_paths(paths)]
     rules = internal or InternalRules()
     result = LoadResult()
     bar = tqdm(

@@ -13,7 +13,6 @@ import gzip
 import io
 import json
 import re
-import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +22,14 @@ import pyarrow.parquet as pq
 
 from ..errors import InputNotFoundError, TraceFormatError, UnknownFormatError
 from . import langfuse
+from ._limits import (
+    DEFAULT_MAX_RECORD_BYTES,
+    bounded_lines,
+    bounded_text,
+    parquet_rows,
+    read_at_most,
+    too_large,
+)
 
 __all__ = ["FORMATS", "READERS", "Reader", "SourceFile", "detect", "expand_paths", "read_items"]
 
@@ -77,11 +84,13 @@ _BLOB_TABLES = ("traces", "observations", "observations_v2", "scores")
 
 @dataclass(frozen=True)
 class SourceFile:
-    """One input file: its path, container (json, jsonl, csv, parquet) and gzip flag."""
+    """One input file: its path, container (json, jsonl, csv, parquet), gzip flag and limit."""
 
     path: Path
     container: str
     gzipped: bool
+    #: Records (lines, CSV lines, Parquet rows, JSON documents) over this size are rejected.
+    max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES
 
     @property
     def table_hint(self) -> str | None:
@@ -158,13 +167,21 @@ def _open_bytes(src: SourceFile) -> IO[bytes]:
 
 
 def _load_document(src: SourceFile) -> Any:
+    # ``json`` parses a document whole: one over the limit is refused before it is read.
+    limit = src.max_record_bytes
+    size = src.path.stat().st_size if not src.gzipped else None
     try:
-        with _open_text(src) as handle:
-            text = handle.read()
-    except UnicodeDecodeError as exc:
-        raise TraceFormatError(str(src.path), f"byte {exc.start}", "invalid UTF-8") from exc
+        data = None if size is not None and size > limit else _read_at_most(src, limit)
     except (OSError, EOFError) as exc:
         raise TraceFormatError(str(src.path), "file", f"cannot read: {exc}") from exc
+    if data is None:
+        shown = size if size is not None else f"more than {limit}"
+        reason = too_large("JSON document", shown, limit) + ", or export it as JSON lines"
+        raise TraceFormatError(str(src.path), "file", reason)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise TraceFormatError(str(src.path), f"byte {exc.start}", "invalid UTF-8") from exc
     if not text.strip():
         return None
     try:
@@ -175,6 +192,11 @@ def _load_document(src: SourceFile) -> Any:
         ) from exc
     except RecursionError as exc:  # hostile input: thousands of nested arrays or objects
         raise TraceFormatError(str(src.path), "file", _TOO_DEEP) from exc
+
+
+def _read_at_most(src: SourceFile, limit: int) -> bytes | None:
+    with _open_bytes(src) as raw:
+        return read_at_most(raw, limit)
 
 
 def detect(src: SourceFile, doc: Any = None) -> str:
@@ -234,10 +256,12 @@ def _api_version(page: Mapping[str, Any]) -> str:
 
 def _first_jsonl(src: SourceFile) -> Any:
     try:
-        with _open_text(src) as handle:
-            for line in handle:
+        with _open_bytes(src) as raw:
+            for _, line in bounded_lines(raw, src.max_record_bytes):
+                if isinstance(line, int):
+                    return None  # too large: reading reports it with its line
                 if line.strip():
-                    return json.loads(line)
+                    return json.loads(line.decode("utf-8"))
     except (ValueError, OSError, EOFError, RecursionError):
         return None  # reading reports the error with its line
     return None
@@ -258,7 +282,13 @@ def _first_record(src: SourceFile) -> Any:
 def _jsonl_rows(src: SourceFile) -> Iterator[tuple[str, Any]]:
     with _open_bytes(src) as raw:
         try:
-            for number, line in enumerate(raw, start=1):
+            for number, line in bounded_lines(raw, src.max_record_bytes):
+                if isinstance(line, int):
+                    yield (
+                        f"line {number}",
+                        ValueError(too_large("record", line, src.max_record_bytes)),
+                    )
+                    continue
                 if not line.strip():
                     continue
                 try:
@@ -274,11 +304,13 @@ def _jsonl_rows(src: SourceFile) -> Iterator[tuple[str, Any]]:
 
 
 def _csv_rows(src: SourceFile) -> Iterator[tuple[str, Any]]:
-    csv.field_size_limit(sys.maxsize)
+    limit = src.max_record_bytes
+    csv.field_size_limit(limit)  # a quoted field may span lines: bounded here, not by them
+    reader = None
     try:
         # Invalid bytes are kept as escapes and reported per row, not for the whole file.
         with _open_text(src, errors="surrogateescape") as handle:
-            reader = csv.DictReader(handle)
+            reader = csv.DictReader(bounded_text(handle, str(src.path), limit))
             if any(_BAD_BYTE.search(name) for name in reader.fieldnames or ()):
                 raise TraceFormatError(str(src.path), "line 1", "invalid UTF-8 in the header row")
             start = 2
@@ -293,7 +325,13 @@ def _csv_rows(src: SourceFile) -> Iterator[tuple[str, Any]]:
                 start = reader.line_num + 1
     except UnicodeDecodeError as exc:
         raise TraceFormatError(str(src.path), "file", "invalid UTF-8") from exc
-    except (OSError, EOFError, csv.Error) as exc:
+    except csv.Error as exc:
+        line = f"line {reader.line_num}" if reader is not None else "file"
+        if "field larger than field limit" in str(exc):
+            reason = too_large("CSV field", f"more than {limit}", limit)
+            raise TraceFormatError(str(src.path), line, reason) from exc
+        raise TraceFormatError(str(src.path), line, f"cannot read CSV: {exc}") from exc
+    except (OSError, EOFError) as exc:
         raise TraceFormatError(str(src.path), "file", f"cannot read CSV: {exc}") from exc
 
 
@@ -302,11 +340,7 @@ def _parquet_rows(src: SourceFile) -> Iterator[tuple[str, Any]]:
         parquet = pq.ParquetFile(src.path)
     except Exception as exc:  # pyarrow raises several types for a damaged file
         raise TraceFormatError(str(src.path), "file", f"cannot read Parquet: {exc}") from exc
-    position = 0
-    for batch in parquet.iter_batches(batch_size=4096):
-        for row in batch.to_pylist(maps_as_pydicts="strict"):
-            position += 1
-            yield f"row {position}", row
+    yield from parquet_rows(parquet, src.max_record_bytes)
 
 
 def read_items(src: SourceFile, fmt: str = "auto") -> tuple[str, Iterator[langfuse.Item]]:

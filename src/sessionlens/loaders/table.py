@@ -34,6 +34,7 @@ import pyarrow.parquet as pq
 
 from ..errors import ConfigError, InputNotFoundError, TraceFormatError
 from . import FileResult, LoadResult, map_items, write_file
+from ._limits import DEFAULT_MAX_RECORD_BYTES, check_limit
 from ._normalize import (
     InternalRules,
     decode_json,
@@ -78,7 +79,7 @@ def _py(value: Any) -> Any:
     return item() if callable(item) and not isinstance(value, (str, bytes)) else value
 
 
-def _open(data: Any) -> tuple[list[str], Iterator[tuple[str, Any]], str]:
+def _open(data: Any, limit: int) -> tuple[list[str], Iterator[tuple[str, Any]], str]:
     """Column names, ``(locator, row)`` pairs and a default source name for ``data``."""
     if isinstance(data, pd.DataFrame):
         columns = [str(c) for c in data.columns]
@@ -99,7 +100,8 @@ def _open(data: Any) -> tuple[list[str], Iterator[tuple[str, Any]], str]:
         if not path.is_file():
             raise InputNotFoundError(str(path))
         name = path.name.lower().removesuffix(".gz")
-        src = SourceFile(path, name.rsplit(".", 1)[-1], path.name.lower().endswith(".gz"))
+        gzipped = path.name.lower().endswith(".gz")
+        src = SourceFile(path, name.rsplit(".", 1)[-1], gzipped, max_record_bytes=limit)
         if src.container == "parquet":
             try:
                 columns = list(pq.ParquetFile(path).schema_arrow.names)
@@ -110,7 +112,7 @@ def _open(data: Any) -> tuple[list[str], Iterator[tuple[str, Any]], str]:
             try:
                 # Only the header line: a bad byte further down is that row's problem.
                 with _open_bytes(src) as handle:
-                    first = handle.readline().decode("utf-8")
+                    first = handle.readline(limit + 1).decode("utf-8")
                 header = next(csv.reader([first]), [])
             except UnicodeDecodeError as exc:
                 raise TraceFormatError(
@@ -282,6 +284,7 @@ def load_table(
     source: str | None = None,
     strict: bool = False,
     internal: InternalRules | None = None,
+    max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
 ) -> LoadResult:
     """Load a table of spans into the canonical tables, in one transaction.
 
@@ -302,6 +305,8 @@ def load_table(
         Default: load the good rows and record each bad one in ``load_errors``.
     internal : InternalRules, optional
         Extra rules that flag traces as internal.
+    max_record_bytes : int
+        Largest row (CSV line or field, Parquet row) of a file accepted; as in ``load``.
 
     Returns
     -------
@@ -332,7 +337,7 @@ def load_table(
     """
     empty: dict[str, list[dict[str, Any]]] = {"traces": [], "observations": [], "scores": []}
     try:
-        columns, rows, default_source = _open(data)
+        columns, rows, default_source = _open(data, check_limit(max_record_bytes))
     except TraceFormatError as exc:
         if strict:
             raise
