@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 
 import sessionlens as sl
 
-from .conftest import FRAMEWORK_TRACES
+from .conftest import FRAMEWORK_TRACES, SHARED
 from .fuzz_cases import Baseline, baseline, mutate, run_case
 from .fuzz_corpus import TABLE_MAPPING, Seed, build_corpus
 
@@ -194,3 +194,20 @@ def test_a_mapped_column_missing_from_a_file_names_the_file(
         sl.load_table(
             con, path, mapping={"observation_id": "span", "trace_id": "t", "start_time": "ts"}
         )
+
+
+@pytest.mark.parametrize("first", ["[" * 5000 + "]" * 5000, '{"traj": [', "\xff"])
+def test_a_bad_first_line_does_not_change_the_detected_format(
+    con: duckdb.DuckDBPyConnection, tmp_path: Path, first: str
+) -> None:
+    runs = json.loads((SHARED / "tau-bench" / "gpt-4o-airline.json").read_text())[:2]
+    path = tmp_path / "runs.jsonl"
+    path.write_bytes(
+        first.encode("utf-8", "surrogateescape").replace(b"\xc3\xbf", b"\xff")
+        + b"\n"
+        + "".join(json.dumps(r) + "\n" for r in runs).encode()
+    )
+    result = sl.load(con, path)
+    assert result.files[0].format == "chat-transcript"
+    assert (result.traces, result.rejected) == (2, 1)
+    assert con.execute("SELECT locator FROM load_errors").fetchall() == [("line 1",)]

@@ -58,14 +58,15 @@ def check_limit(value: object) -> int:
     return value
 
 
-def too_large(what: str, size: int | str, limit: int) -> str:
+def too_large(what: str, size: int | str | None, limit: int) -> str:
     """The reason text for a record over the limit: size, limit, and how to raise it.
 
     >>> too_large("record", 2048, 1024)[:60]
     'record of 2048 bytes is larger than max_record_bytes (1024 b'
     """
+    subject = what if size is None else f"{what} of {size} bytes"
     return (
-        f"{what} of {size} bytes is larger than max_record_bytes ({limit} bytes); raise the "
+        f"{subject} is larger than max_record_bytes ({limit} bytes); raise the "
         "limit with load(..., max_record_bytes=...) or --max-record-mb"
     )
 
@@ -78,7 +79,7 @@ def bounded_lines(raw: IO[bytes], limit: int) -> Iterator[tuple[int, bytes | int
 
     >>> import io
     >>> list(bounded_lines(io.BytesIO(b"ab\\n" + b"x" * 10 + b"\\ncd"), 4))
-    [(1, b'ab\\n'), (2, 11), (3, b'cd')]
+    [(1, b'ab\\n'), (2, 10), (3, b'cd')]
     """
     number = 0
     while True:
@@ -93,7 +94,7 @@ def bounded_lines(raw: IO[bytes], limit: int) -> Iterator[tuple[int, bytes | int
                 if not line:
                     break
                 size += len(line)
-            yield number, size
+            yield number, size - line.endswith(b"\n")
         else:
             yield number, line
 
@@ -161,8 +162,11 @@ def parquet_rows(parquet: pq.ParquetFile, limit: int) -> Iterator[tuple[str, Any
         meta = parquet.metadata.row_group(group)
         if meta.num_rows and meta.total_byte_size / meta.num_rows > limit:
             where = f"rows {position + 1}-{position + meta.num_rows}"
-            reason = too_large(f"row group {group}", meta.total_byte_size, limit)
-            yield where, ValueError(reason + " with a record over the limit")
+            what = (
+                f"row group {group} ({meta.num_rows} rows, {meta.total_byte_size} bytes) "
+                "holds a row that"
+            )
+            yield where, ValueError(too_large(what, None, limit))
             position += meta.num_rows
             continue
         for batch in parquet.iter_batches(batch_size=1024, row_groups=[group]):

@@ -11,6 +11,7 @@ import csv
 import glob
 import gzip
 import io
+import itertools
 import json
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -77,6 +78,7 @@ def register(reader: Reader) -> Reader:
     return reader
 
 
+_SNIFF_RECORDS = 100  # records detection reads past unreadable ones before giving up
 _TOO_DEEP = "JSON nested too deeply to read (over about 1000 levels)"
 _SUFFIXES = (".json", ".jsonl", ".ndjson", ".csv", ".parquet")
 _BLOB_TABLES = ("traces", "observations", "observations_v2", "scores")
@@ -254,28 +256,20 @@ def _api_version(page: Mapping[str, Any]) -> str:
     return "langfuse-api-v2"
 
 
-def _first_jsonl(src: SourceFile) -> Any:
-    try:
-        with _open_bytes(src) as raw:
-            for _, line in bounded_lines(raw, src.max_record_bytes):
-                if isinstance(line, int):
-                    return None  # too large: reading reports it with its line
-                if line.strip():
-                    return json.loads(line.decode("utf-8"))
-    except (ValueError, OSError, EOFError, RecursionError):
-        return None  # reading reports the error with its line
-    return None
-
-
 def _first_record(src: SourceFile) -> Any:
-    if src.container == "jsonl":
-        return _first_jsonl(src)
-    try:
+    # Detection looks at the first record that reads: one bad first line (truncated, too
+    # large, nested too deeply) must not make the rest of the file look like another format.
+    rows = _jsonl_rows(src) if src.container == "jsonl" else None
+    if rows is None:
         rows = _csv_rows(src) if src.container == "csv" else _parquet_rows(src)
-        for _, row in rows:
-            return None if isinstance(row, ValueError) else row
+    try:
+        for _, row in itertools.islice(rows, _SNIFF_RECORDS):
+            if not isinstance(row, ValueError):
+                return row
     except TraceFormatError:
         return None  # reading reports the error
+    finally:
+        rows.close()  # type: ignore[attr-defined]  # a generator: closes its file now
     return None
 
 
