@@ -19,7 +19,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
 import sessionlens as sl
@@ -32,10 +32,15 @@ EXAMPLES = int(os.environ.get("SESSIONLENS_FUZZ_EXAMPLES", "20"))
 FORMATS = [*sl.FORMATS, "table"]
 
 
+class _Corpus(dict[str, Any]):
+    def __repr__(self) -> str:  # hypothesis prints the arguments of a failing case
+        return f"<{len(self['seeds'])} seeds>"
+
+
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     seeds = build_corpus(tmp_path_factory.mktemp("seeds"))
-    return {"seeds": seeds, "baselines": {}, "out": tmp_path_factory.mktemp("cases")}
+    return _Corpus(seeds=seeds, baselines={}, out=tmp_path_factory.mktemp("cases"))
 
 
 def test_the_corpus_covers_every_format(corpus: dict[str, Any]) -> None:
@@ -58,7 +63,7 @@ def _run(corpus: dict[str, Any], fmt: str, data: st.DataObject) -> None:
     out.mkdir()
     case = mutate(seed, out, choose)
     strict = data.draw(st.booleans(), label="strict")
-    data.note(f"{seed.name}: {case.op}, strict={strict}, copy in {case.path}")
+    note(f"{seed.name}: {case.op}, strict={strict}, copy in {case.path}")
     run_case(case, baselines[seed.name], strict=strict)
 
 
