@@ -87,11 +87,11 @@ def test_a_csv_field_over_the_limit_stops_the_file_with_its_line(
     path.parent.mkdir()
     quoted = '"' + "a,\n" * 3000 + '"'  # one quoted field over many lines
     path.write_text(f"id,timestamp,name\nt1,2026-01-01T00:00:00Z,ok\nt2,2026-01-01,{quoted}\n")
-    with pytest.raises(sl.TraceFormatError, match=rf"t\.csv, line \d+: CSV field of more than"):
+    with pytest.raises(sl.TraceFormatError, match=r"t\.csv, line \d+: CSV field of more than"):
         sl.load(con, path, strict=True, max_record_bytes=LIMIT)
     long_line = tmp_path / "traces" / "u.csv"
     long_line.write_text("id,timestamp,name\nt1,2026-01-01T00:00:00Z," + "b" * 9000 + "\n")
-    with pytest.raises(sl.TraceFormatError, match=rf"u\.csv, line 2: line of more than 4096"):
+    with pytest.raises(sl.TraceFormatError, match=r"u\.csv, line 2: line of more than 4096"):
         sl.load(con, long_line, strict=True, max_record_bytes=LIMIT)
     assert sl.load(con, long_line, max_record_bytes=LIMIT).rejected == 1
     assert con.execute("SELECT count(*) FROM traces").fetchone() == (0,)
@@ -107,7 +107,7 @@ def test_parquet_rows_and_row_groups_over_the_limit(
     for row in rows:
         row["metadata"] = json.dumps(row["metadata"])
     pq.write_table(pa.Table.from_pylist(rows), folder / "t.parquet", row_group_size=4)
-    with pytest.raises(sl.TraceFormatError, match=rf"t\.parquet, row 3: row of \d+ bytes is "):
+    with pytest.raises(sl.TraceFormatError, match=r"t\.parquet, row 3: row of \d+ bytes is "):
         sl.load(con, folder / "t.parquet", strict=True, max_record_bytes=LIMIT)
     result = sl.load(con, folder / "t.parquet", max_record_bytes=LIMIT)
     assert (result.traces, result.rejected) == (3, 1)
@@ -115,7 +115,7 @@ def test_parquet_rows_and_row_groups_over_the_limit(
     pq.write_table(pa.Table.from_pylist(rows[2:3]), folder / "one.parquet")
     with pytest.raises(
         sl.TraceFormatError,
-        match=r"one\.parquet, rows 1-1: row group 0 \(1 rows, \d+ bytes\) holds a row that is larger than",
+        match=r"one\.parquet, rows 1-1: row group 0 \(1 rows, \d+ bytes\) holds a row that is ",
     ):
         sl.load(sl.connect(), folder / "one.parquet", strict=True, max_record_bytes=1000)
 
