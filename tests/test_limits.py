@@ -149,3 +149,44 @@ def test_bounded_lines_never_returns_more_than_the_limit() -> None:
     data = b"".join(b"x" * n + b"\n" for n in (0, 3, 4, 5, 100)) + b"tail"
     got = list(bounded_lines(io.BytesIO(data), 4))
     assert got == [(1, b"\n"), (2, b"xxx\n"), (3, b"xxxx\n"), (4, 5), (5, 100), (6, b"tail")]
+
+
+def test_a_file_written_in_many_batches_equals_one_batch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from datetime import timedelta
+
+    from sessionlens import datasets, loaders
+
+    from .conftest import snapshot
+
+    ds = datasets.generate(12, seed=4)
+    root = tmp_path / "x"
+    datasets.write_langfuse_blob_export(
+        ds, root, window=timedelta(days=3), overlap=timedelta(days=1)
+    )
+    # observations before their traces: placeholders, then real traces, across batches
+    (tmp_path / "y" / "observations").mkdir(parents=True)
+    for f in (root / "observations").iterdir():
+        (tmp_path / "y" / "observations" / f.name).write_bytes(f.read_bytes())
+    whole = sl.connect()
+    for path in (tmp_path / "y", root):
+        sl.load(whole, path, strict=True, progress=False)
+    monkeypatch.setattr(loaders, "BATCH_ITEMS", 7)
+    batched = sl.connect()
+    for path in (tmp_path / "y", root):
+        sl.load(batched, path, strict=True, progress=False)
+    assert snapshot(batched) == snapshot(whole)
+    assert sl.load(batched, root, progress=False).written == {
+        "traces": 0,
+        "observations": 0,
+        "scores": 0,
+    }
+    # a strict reject in a late batch rolls the earlier batches of the file back
+    bad = root / "observations" / "zz-bad.jsonl"
+    rows = [json.dumps(obs_row(i, 1, id=f"new{i}")) for i in range(30)] + ['{"id": ']
+    bad.write_text("\n".join(rows) + "\n")
+    before = snapshot(batched)
+    with pytest.raises(sl.TraceFormatError, match=r"zz-bad\.jsonl, line 31: invalid JSON"):
+        sl.load(batched, bad, strict=True, progress=False)
+    assert snapshot(batched) == before

@@ -157,18 +157,22 @@ def attach_orphans(con: duckdb.DuckDBPyConnection, source_file: str) -> int:
 
 
 def touched_trace_ids(con: duckdb.DuckDBPyConnection) -> None:
-    """Collect the trace ids of the staged batch into temp table ``_touched_traces``."""
-    con.execute("DROP TABLE IF EXISTS _touched_traces")
-    parts = []
+    """Add the trace ids of the staged batch to temp table ``_touched_traces``.
+
+    A file is written in batches (``loaders.write_stream``); the table collects every
+    batch's ids until :func:`drop_stages` with ``touched=True``.
+    """
+    con.execute("CREATE TEMP TABLE IF NOT EXISTS _touched_traces (trace_id TEXT)")
     for table in ("traces", "observations"):
         stage = f"_stage_{table}"
         exists = con.execute(
             "SELECT count(*) FROM duckdb_tables() WHERE temporary AND table_name = ?", [stage]
         ).fetchone()
         if exists and exists[0]:
-            parts.append(f"SELECT trace_id FROM {stage}")
-    body = " UNION ".join(parts) if parts else "SELECT NULL::TEXT AS trace_id WHERE false"
-    con.execute(f"CREATE TEMP TABLE _touched_traces AS {body}")
+            con.execute(
+                f"INSERT INTO _touched_traces SELECT DISTINCT trace_id FROM {stage} "
+                "EXCEPT SELECT trace_id FROM _touched_traces"
+            )
 
 
 def fill_trace_times(con: duckdb.DuckDBPyConnection) -> None:
@@ -197,10 +201,12 @@ def fill_trace_times(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
-def drop_stages(con: duckdb.DuckDBPyConnection) -> None:
-    """Remove the temporary staging tables of a batch."""
-    for table in ("_stage_traces", "_stage_observations", "_stage_scores", "_touched_traces"):
+def drop_stages(con: duckdb.DuckDBPyConnection, *, touched: bool = True) -> None:
+    """Remove the temporary staging tables of a batch (and the touched ids, unless told)."""
+    for table in ("_stage_traces", "_stage_observations", "_stage_scores"):
         con.execute(f"DROP TABLE IF EXISTS {table}")
+    if touched:
+        con.execute("DROP TABLE IF EXISTS _touched_traces")
 
 
 def write_errors(
