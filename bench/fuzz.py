@@ -25,7 +25,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.fuzz_cases import Baseline, baseline, mutate, run_case
+from tests.fuzz_cases import mutate
+from tests.fuzz_checks import Baseline, baseline, run_case
 from tests.fuzz_corpus import Seed, build_corpus
 
 _STATE: dict[str, object] = {}

@@ -25,7 +25,8 @@ from hypothesis import strategies as st
 import sessionlens as sl
 
 from .conftest import FRAMEWORK_TRACES, SHARED
-from .fuzz_cases import Baseline, baseline, mutate, run_case
+from .fuzz_cases import mutate
+from .fuzz_checks import Baseline, baseline, run_case
 from .fuzz_corpus import TABLE_MAPPING, Seed, build_corpus
 
 EXAMPLES = int(os.environ.get("SESSIONLENS_FUZZ_EXAMPLES", "20"))
