@@ -90,25 +90,30 @@ def main() -> None:
     per_format: Counter[str] = Counter()
     outcomes: Counter[str] = Counter()
     failures: list[str] = []
-    if args.workers > 1:
-        with ProcessPoolExecutor(args.workers) as pool:
-            results = list(pool.map(_case, jobs, chunksize=50))
-    else:
-        results = [_case(job) for job in jobs]
-    for number, fmt, op, outcome, failure in results:
-        per_format[fmt] += 1
-        outcomes[outcome] += 1
-        if failure and outcome == "HARNESS":
-            failures.append(f"case {number} ({fmt}): mutation failed (a harness bug): {failure}")
-        elif failure:
-            failures.append(f"case {number} ({fmt}, {op}): {failure}")
+    pool = ProcessPoolExecutor(args.workers) if args.workers > 1 else None
+    results = pool.map(_case, jobs, chunksize=20) if pool else map(_case, jobs)
+    done = 0
+    try:
+        for number, fmt, op, outcome, failure in results:
+            done += 1
+            per_format[fmt] += 1
+            outcomes[outcome] += 1
+            if failure:
+                kind = "mutation failed (a harness bug)" if outcome == "HARNESS" else op
+                failures.append(f"case {number} ({fmt}, {kind}): {failure}")
+                print(failures[-1], flush=True)  # as it happens: a long run may be cut short
+            if done % 500 == 0:
+                print(f"... {done} cases, {len(failures)} failures", flush=True)
+    except KeyboardInterrupt:
+        print("interrupted: counts so far")
+    finally:
+        if pool:
+            pool.shutdown(cancel_futures=True)
     seconds = time.perf_counter() - started
-    print(f"cases: {len(results)} in {seconds:.0f} s (seed {args.seed})")
+    print(f"cases: {done} in {seconds:.0f} s (seed {args.seed})")
     print("per format: " + ", ".join(f"{k} {v}" for k, v in sorted(per_format.items())))
     print("outcomes:   " + ", ".join(f"{k} {v}" for k, v in sorted(outcomes.items())))
     print(f"failures:   {len(failures)}")
-    for failure in failures[:30]:
-        print("\n" + failure)
     raise SystemExit(1 if failures else 0)
 
 
