@@ -7,7 +7,8 @@ For each size, writes a Langfuse blob-export ``observations/*.jsonl`` of about t
 over the record limit), runs ``sessionlens load`` on it in a child process with a file
 database, and prints the file size, wall time, rows loaded and the child's peak RSS. Loading
 is batched (``loaders.BATCH_ITEMS`` records at a time, one transaction per file) and every
-record is read with a bounded ``readline``, so peak RSS should stay about flat as files grow.
+record is read with a bounded ``readline``; what still grows with the file is DuckDB's
+uncommitted transaction and the derived-table rebuild (docs/reliability.md, "Limits").
 Not a test: numbers, not assertions.
 """
 
