@@ -191,7 +191,7 @@ def _encode(case: Case, shape: str, records: Any) -> bytes:
         values = [r.get(name) for r in records]
         try:
             arrays[name] = pa.array(values)
-        except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+        except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError, ValueError):
             # mixed types in one column: Parquet needs one type, so the column becomes text
             case.whole = True  # ... and every record of it changed
             arrays[name] = pa.array(
