@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 
 import sessionlens as sl
 
-from .conftest import FRAMEWORK_TRACES, SHARED
+from .conftest import FRAMEWORK_TRACES, ROOT, SHARED
 from .fuzz_cases import mutate
 from .fuzz_checks import Baseline, baseline, run_case
 from .fuzz_corpus import TABLE_MAPPING, Seed, build_corpus
@@ -217,3 +217,15 @@ def test_a_bad_first_line_does_not_change_the_detected_format(
     assert result.files[0].format == "chat-transcript"
     assert (result.traces, result.rejected) == (2, 1)
     assert con.execute("SELECT locator FROM load_errors").fetchall() == [("line 1",)]
+
+
+def test_a_first_record_without_tool_calls_does_not_hide_a_planner_log(
+    con: duckdb.DuckDBPyConnection, tmp_path: Path
+) -> None:
+    lines = (ROOT / "tests" / "data" / "planner" / "sample.jsonl").read_text().splitlines()
+    first = json.loads(lines[0])
+    del first["tool_calls"]
+    path = tmp_path / "planner.jsonl"
+    path.write_text("\n".join([json.dumps(first), *lines[1:]]) + "\n")
+    result = sl.load(con, path, strict=True)
+    assert (result.files[0].format, result.traces, result.rejected) == ("planner-log", 4, 0)

@@ -79,6 +79,7 @@ def register(reader: Reader) -> Reader:
 
 
 _SNIFF_RECORDS = 100  # records detection reads past unreadable ones before giving up
+_SNIFF_HEADS = 5  # readable records a format reader is shown
 _TOO_DEEP = "JSON nested too deeply to read (over about 1000 levels)"
 _SUFFIXES = (".json", ".jsonl", ".ndjson", ".csv", ".parquet")
 _BLOB_TABLES = ("traces", "observations", "observations_v2", "scores")
@@ -209,9 +210,12 @@ def detect(src: SourceFile, doc: Any = None) -> str:
     UnknownFormatError
         The content matches no supported format; the message lists them.
     """
-    head = doc if src.container == "json" else _first_record(src)
+    heads = [doc] if src.container == "json" else _head_records(src)
+    head = heads[0] if heads else None
     for reader in READERS.values():
-        if head is not None and reader.sniff(src, head):
+        # Any of the first few records: one record missing a field its format usually has
+        # (a planner session without tool calls) must not hide the format of the file.
+        if any(h is not None and reader.sniff(src, h) for h in heads):
             return reader.name
     if src.container in ("csv", "parquet"):
         return "langfuse-blob"
@@ -256,21 +260,24 @@ def _api_version(page: Mapping[str, Any]) -> str:
     return "langfuse-api-v2"
 
 
-def _first_record(src: SourceFile) -> Any:
-    # Detection looks at the first record that reads: one bad first line (truncated, too
+def _head_records(src: SourceFile) -> list[Any]:
+    # Detection looks at the first records that read: one bad first line (truncated, too
     # large, nested too deeply) must not make the rest of the file look like another format.
     rows = _jsonl_rows(src) if src.container == "jsonl" else None
     if rows is None:
         rows = _csv_rows(src) if src.container == "csv" else _parquet_rows(src)
+    heads: list[Any] = []
     try:
         for _, row in itertools.islice(rows, _SNIFF_RECORDS):
             if not isinstance(row, ValueError):
-                return row
+                heads.append(row)
+                if len(heads) == _SNIFF_HEADS:
+                    break
     except TraceFormatError:
-        return None  # reading reports the error
+        pass  # reading reports the error
     finally:
         rows.close()  # type: ignore[attr-defined]  # a generator: closes its file now
-    return None
+    return heads
 
 
 def _jsonl_rows(src: SourceFile) -> Iterator[tuple[str, Any]]:
