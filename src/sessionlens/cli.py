@@ -68,12 +68,20 @@ def _load_tables(con: DuckDBPyConnection, args: argparse.Namespace) -> LoadResul
     mapping = _mapping(args.mapping)
     result = LoadResult()
     for src in expand_paths(args.paths):
-        one = load_table(con, src.path, mapping=mapping, strict=args.strict)
+        one = load_table(
+            con, src.path, mapping=mapping, strict=args.strict, max_record_bytes=_limit(args)
+        )
         result.files += one.files
         result.traces, result.observations = one.traces, one.observations
         result.sessions, result.tool_calls = one.sessions, one.tool_calls
     result.rejected = sum(f.rejected for f in result.files)
     return result
+
+
+def _limit(args: argparse.Namespace) -> int:
+    if not args.max_record_mb > 0:
+        raise ConfigError("--max-record-mb", f"must be a positive size, got {args.max_record_mb}")
+    return max(1, int(args.max_record_mb * 2**20))
 
 
 def _cmd_load(args: argparse.Namespace) -> int:
@@ -87,7 +95,12 @@ def _cmd_load(args: argparse.Namespace) -> int:
             result = _load_tables(con, args)
         else:
             result = load(
-                con, args.paths, format=args.format, strict=args.strict, progress=args.progress
+                con,
+                args.paths,
+                format=args.format,
+                strict=args.strict,
+                progress=args.progress,
+                max_record_bytes=_limit(args),
             )
         print(_summary(result, args.db))
     finally:
@@ -268,6 +281,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     p_load.add_argument(
         "--strict", action="store_true", help="stop at the first bad record, loading nothing of it"
+    )
+    p_load.add_argument(
+        "--max-record-mb",
+        type=float,
+        default=64,
+        metavar="MB",
+        help="reject a record (JSON line, CSV line, Parquet row, JSON document) larger than "
+        "this, without reading it whole (default: 64)",
     )
     p_load.add_argument(
         "--gap", type=float, metavar="MINUTES", help="inactivity gap that splits sessions"
