@@ -173,6 +173,7 @@ def test_a_file_written_in_many_batches_equals_one_batch(
     for path in (tmp_path / "y", root):
         sl.load(whole, path, strict=True, progress=False)
     monkeypatch.setattr(loaders, "BATCH_ITEMS", 7)
+    monkeypatch.setattr(loaders, "REBUILD_SESSIONS", 3)  # derived tables in slices of sessions
     batched = sl.connect()
     for path in (tmp_path / "y", root):
         sl.load(batched, path, strict=True, progress=False)

@@ -163,6 +163,8 @@ def map_items(
 
 #: Items mapped and merged at a time: bounds the Python rows of a file in memory.
 BATCH_ITEMS = 20_000
+#: Sessions whose derived tool_calls / conversation_turns are rebuilt in one step.
+REBUILD_SESSIONS = 1_000
 
 
 def _batches(
@@ -220,8 +222,12 @@ def write_stream(
         )
         if changed and (result.traces or result.observations):
             ids = sorted(changed)
-            rebuild_tool_calls(con, session_ids=ids)
-            rebuild_conversation_turns(con, session_ids=ids)
+            # In slices of sessions: the rebuild holds every event of the sessions it is given,
+            # so one slice at a time keeps a big file's memory to one slice's events.
+            for start in range(0, len(ids), REBUILD_SESSIONS):
+                chunk = ids[start : start + REBUILD_SESSIONS]
+                rebuild_tool_calls(con, session_ids=chunk)
+                rebuild_conversation_turns(con, session_ids=chunk)
         _write.drop_stages(con)
         con.commit()
     except BaseException:
