@@ -46,6 +46,8 @@ from .errors import (
 )
 from .loaders import FORMATS, InternalRules, LoadResult, load, load_spans_dataframe
 from .loaders.table import load_table
+from .parquet import convert, export_parquet
+from .spark import SparkStore, connect_spark
 from .store import connect
 
 __version__ = "0.1.0"
@@ -68,6 +70,7 @@ __all__ = [
     "SchemaVersionError",
     "SessionEvidence",
     "SessionlensError",
+    "SparkStore",
     "TraceFormatError",
     "UnknownFormatError",
     "__version__",
@@ -77,10 +80,13 @@ __all__ = [
     "classify",
     "completion_by_intent",
     "connect",
+    "connect_spark",
+    "convert",
     "cost_by",
     "datasets",
     "dropoff_funnel",
     "ensure_model_prices",
+    "export_parquet",
     "extract_booking_details",
     "find_sessions",
     "flow_progress",

@@ -1,8 +1,9 @@
 """One place that turns what users pass into an Ibis backend.
 
 Analyses are Ibis expressions so that the same code runs on the embedded DuckDB and on other
-engines (PySpark) when data outgrows one machine. Public functions accept either a DuckDB
-connection from :func:`sessionlens.connect` or any Ibis backend holding the canonical tables;
+engines (PySpark) when data outgrows one machine. Public functions accept a DuckDB
+connection from :func:`sessionlens.connect`, a Spark handle from
+:func:`sessionlens.connect_spark`, or any Ibis backend holding the canonical tables;
 this module owns that conversion and nothing else.
 """
 
@@ -30,6 +31,11 @@ def backend(con: Any) -> BaseBackend:
         return con
     if isinstance(con, duckdb.DuckDBPyConnection):
         return ibis.duckdb.from_connection(con)
+    # A Spark handle (sessionlens.spark.SparkStore) carries its backend; duck-typed so this
+    # module never imports pyspark.
+    inner = getattr(con, "ibis_backend", None)
+    if isinstance(inner, BaseBackend):
+        return inner
     raise TypeError(
         f"expected a sessionlens/DuckDB connection or an Ibis backend, got {type(con).__name__}"
     )

@@ -54,7 +54,7 @@ def session_fingerprints(con: Any, *, include_internal: bool = False) -> ir.Tabl
 
 def session_frame(
     con: Any,
-    py: pa.Table,
+    py: pa.Table | ir.Table,
     *,
     flows: Mapping[str, Flow],
     as_of: datetime,
@@ -71,7 +71,8 @@ def session_frame(
     structs the writer stores as ``tool_sequence_json``.
     """
     db = backend(con)
-    todo = ibis.memtable(py)
+    # An Ibis table when the pass ran on the engine itself (Spark executors).
+    todo = py if isinstance(py, ir.Table) else ibis.memtable(py)
     assign = todo.select("session_id", intent=todo.intent)
     prog = flow_progress(db, assignments=assign, flows=flows).drop("intent")
     seqs = tool_sequences(db, assignments=assign, flows=flows)
