@@ -59,6 +59,9 @@ _DEFAULT_CONF = {
     "spark.sql.maxPlanStringLength": "20000",
     "spark.sql.ui.retainedExecutions": "20",
     "spark.driver.memory": "2g",
+    # Those plans hold hundreds of sort/aggregate operators per stage; small pages keep
+    # their fixed memory reservation from starving a task.
+    "spark.buffer.pageSize": "2m",
 }
 
 
