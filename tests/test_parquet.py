@@ -75,7 +75,7 @@ def test_convert_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None
 
 
 def test_bad_options(con: duckdb.DuckDBPyConnection, tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="part: '../x' is not a plain name"):
+    with pytest.raises(ConfigError, match=r"part: '\.\./x' is not a plain name"):
         export_parquet(con, tmp_path, part="../x")
     with pytest.raises(ConfigError, match="workers: must be a positive integer"):
         convert(["x"], out=tmp_path, workers=0)

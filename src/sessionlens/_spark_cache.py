@@ -44,7 +44,7 @@ __all__ = ["analyze_spark"]
 
 
 def _ensure_prices(store: SparkStore, user: Any, langfuse: Any) -> None:
-    from pyspark.sql import functions as F  # noqa: N812
+    from pyspark.sql import functions as F
 
     if user is None and langfuse is None and store.session.table("model_prices").take(1):
         return
@@ -73,7 +73,7 @@ def _tag_sessions(store: SparkStore) -> None:
 
 def _evidence(store: SparkStore, todo: Any) -> Any:
     """One row per session to analyse: start time, sorted turns and sorted tool calls."""
-    from pyspark.sql import functions as F  # noqa: N812
+    from pyspark.sql import functions as F
 
     turns = store.session.table("conversation_turns").where(F.col("content").isNotNull())
     turns = turns.join(todo, "session_id", "left_semi").groupBy("session_id")
@@ -132,7 +132,7 @@ def _analyse_batches(
 
 
 def _todo(store: SparkStore, fps: Any, *, config: str, force: bool) -> tuple[Any, int]:
-    from pyspark.sql import functions as F  # noqa: N812
+    from pyspark.sql import functions as F
 
     old = store.session.table("session_analysis")
     removed = old.join(fps, "session_id", "left_anti").count()
@@ -158,7 +158,7 @@ def _todo(store: SparkStore, fps: Any, *, config: str, force: bool) -> tuple[Any
 
 def _rows(store: SparkStore, frame: Any, fps: Any, config: str, now: datetime) -> Any:
     """The frame plus the cache's bookkeeping, typed as the store's ``session_analysis``."""
-    from pyspark.sql import functions as F  # noqa: N812
+    from pyspark.sql import functions as F
 
     old = store.session.table("session_analysis").select(
         "session_id", F.col("created_at").alias("old_created_at")
@@ -184,7 +184,7 @@ def _rows(store: SparkStore, frame: Any, fps: Any, config: str, now: datetime) -
 
 def _kept(store: SparkStore, fps: Any, todo: Any) -> tuple[Any, int]:
     """Cached rows still valid, with the session tag of now; and how many tags moved."""
-    from pyspark.sql import functions as F  # noqa: N812
+    from pyspark.sql import functions as F
 
     old = store.session.table("session_analysis")
     kept = old.join(fps.select("session_id"), "session_id", "left_semi")
@@ -214,7 +214,7 @@ def analyze_spark(
     started: float,
 ) -> AnalyzeResult:
     """Run :func:`sessionlens.analyze_sessions` on ``store``; see the module docstring."""
-    from pyspark.sql import functions as F  # noqa: N812
+    from pyspark.sql import functions as F
     from pyspark.sql.pandas.types import from_arrow_schema
 
     _ensure_prices(store, prices, langfuse_prices)

@@ -137,7 +137,7 @@ def export_parquet(
         # name was checked above, and the path is quoted as a SQL string literal.
         path_literal = "'" + str(folder).replace("'", "''") + "'"
         con.execute(
-            f'COPY (SELECT *, coalesce(strftime("{column}", \'%Y-%m-%d\'), '
+            f"COPY (SELECT *, coalesce(strftime(\"{column}\", '%Y-%m-%d'), "
             f"'{_NULL_PARTITION}') AS date FROM \"{table}\") TO {path_literal} "
             f"(FORMAT parquet, PARTITION_BY (date), OVERWRITE_OR_IGNORE, "
             f"FILENAME_PATTERN 'part-{part}_{{i}}')"
@@ -173,7 +173,7 @@ def convert(
     *,
     out: str | Path,
     workers: int | None = None,
-    format: str = "auto",  # noqa: A002 (the loader's option name)
+    format: str = "auto",
     strict: bool = False,
 ) -> list[ConvertResult]:
     """Convert each path (a file, or a directory loaded as one unit) into the Parquet root.

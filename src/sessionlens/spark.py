@@ -141,7 +141,7 @@ class SparkStore:
         schema = _spark_schema(table)
         if not self.exists(table):
             return self.session.createDataFrame([], schema)
-        df = self.session.read.schema(schema).option("mergeSchema", "false").parquet(self.path(table))
+        df = self.session.read.schema(schema).parquet(self.path(table))
         return df.select(*schema.names)
 
     def _fs(self, path: str) -> tuple[Any, Any]:
@@ -166,7 +166,7 @@ class SparkStore:
         tmp = f"{self.root.rstrip('/')}/.{table}.tmp-{uuid.uuid4().hex[:12]}"
         writer = df
         if partition_by_date is not None:
-            from pyspark.sql import functions as F  # noqa: N812 (Spark's convention)
+            from pyspark.sql import functions as F
 
             writer = df.withColumn("date", F.to_date(F.col(partition_by_date)))
             writer.write.partitionBy("date").parquet(tmp)
