@@ -14,11 +14,11 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/sessionlens demo --db demo.duckdb
+	$(BIN)/sessionlens demo --db demo.duckdb --out demo-report
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench notebooks
+	$(BIN)/ruff format --check src tests bench notebooks
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
@@ -30,4 +30,4 @@ docs: $(STAMP)
 	$(BIN)/python -c "import sessionlens as sl; from sessionlens.store import schema_markdown; print(schema_markdown(sl.connect()), end='')" > docs/tables.md
 
 clean:
-	rm -rf $(VENV) demo.duckdb .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) demo.duckdb demo-report .pytest_cache .mypy_cache .ruff_cache

@@ -287,3 +287,19 @@ def test_bundled_sample_is_up_to_date(tmp_path: Path) -> None:
     assert sum(len(b) for b in _tree_bytes(sample_dir()).values()) < 400_000
     traces = _read_jsonl(sample_dir() / "traces")
     assert len({t["session_id"] for t in traces}) == 60
+
+
+def test_repo_otlp_sample_is_the_documented_generator_output(tmp_path: Path) -> None:
+    """data/README.md's recipe regenerates data/otlp-genai-sample.jsonl.gz byte for byte."""
+    from sessionlens.datasets import write_otlp_export
+    from tests.conftest import ROOT
+
+    sample = ROOT / "data" / "otlp-genai-sample.jsonl.gz"
+    [jsonl] = write_otlp_export(generate(12, seed=11), tmp_path, lines=True)
+    assert gzip.decompress(sample.read_bytes()) == jsonl.read_bytes()
+
+    import sessionlens as sl
+
+    con = sl.connect()
+    result = sl.load(con, sample)
+    assert (result.sessions, result.rejected) == (12, 0)

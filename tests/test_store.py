@@ -65,8 +65,8 @@ def test_second_writer_gets_a_clear_error(tmp_path: Path):
         [sys.executable, "-c", code, str(db)], capture_output=True, text=True, check=True
     )
     con.close()
-    assert out.stdout.startswith("LOCKED")
-    assert "read_only=True" in out.stdout
+    assert out.stdout.startswith(f"LOCKED {db}: another process (PID ")
+    assert "not even read-only: wait for it to finish" in out.stdout
 
 
 def test_docs_tables_page_matches_the_code(con):

@@ -12,6 +12,7 @@ One handle, functions hanging off it::
 from __future__ import annotations
 
 from . import datasets
+from ._redact_db import RedactResult, redact_database
 from .analysis.cost import cost_by, observation_costs, session_costs, token_usage, unpriced_models
 from .analysis.details import extract_booking_details
 from .analysis.evidence import SessionEvidence
@@ -36,9 +37,11 @@ from .analysis.stats import (
 from .analysis.tags import assign_session_tags, session_tags
 from .cache import ANALYZER_VERSION, AnalyzeResult, analyze_sessions, prune
 from .errors import (
+    ChartInputError,
     ConfigError,
     DatabaseLockedError,
     InputNotFoundError,
+    NotAnalyzedError,
     SchemaVersionError,
     SessionlensError,
     TraceFormatError,
@@ -47,6 +50,7 @@ from .errors import (
 from .loaders import FORMATS, InternalRules, LoadResult, load, load_spans_dataframe
 from .loaders.table import load_table
 from .parquet import convert, export_parquet
+from .report import ReportResult, export_report
 from .spark import SparkStore, connect_spark
 from .store import connect
 
@@ -58,6 +62,7 @@ __all__ = [
     "DEFAULT_TAXONOMY",
     "FORMATS",
     "AnalyzeResult",
+    "ChartInputError",
     "ConfigError",
     "DatabaseLockedError",
     "Flow",
@@ -66,6 +71,9 @@ __all__ = [
     "IntentResult",
     "InternalRules",
     "LoadResult",
+    "NotAnalyzedError",
+    "RedactResult",
+    "ReportResult",
     "RuleClassifier",
     "SchemaVersionError",
     "SessionEvidence",
@@ -87,6 +95,7 @@ __all__ = [
     "dropoff_funnel",
     "ensure_model_prices",
     "export_parquet",
+    "export_report",
     "extract_booking_details",
     "find_sessions",
     "flow_progress",
@@ -100,6 +109,7 @@ __all__ = [
     "prune",
     "rebuild_sessions",
     "recent_sessions",
+    "redact_database",
     "sequence_variants",
     "session_costs",
     "session_gap",

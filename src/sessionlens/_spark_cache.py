@@ -31,7 +31,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from .analysis.evidence import SessionEvidence, ToolCall, Turn, _decode
+from .analysis.evidence import evidence_from_row
 from .analysis.flows import Flow
 from .analysis.prices import build_model_prices
 from .analysis.session_frame import session_fingerprints, session_frame
@@ -79,17 +79,20 @@ def _evidence(store: SparkStore, todo: Any) -> Any:
     turns = turns.join(todo, "session_id", "left_semi").groupBy("session_id")
     # array_sort orders structs field by field: seq first, as DuckDB's ORDER BY seq.
     turns = turns.agg(
-        F.array_sort(F.collect_list(F.struct("seq", "role", "content", "timestamp"))).alias("turns")
+        F.array_sort(
+            F.collect_list(F.struct("seq", "role", "content", F.col("timestamp").alias("ts")))
+        ).alias("turns")
     )
     calls = store.session.table("tool_calls").join(todo, "session_id", "left_semi")
+    # Field names as DuckDB's evidence query, so evidence_from_row reads both engines' rows.
     call = F.struct(
         "seq",
-        "tool_name",
-        "arguments",
+        F.col("tool_name").alias("name"),
+        F.col("arguments").alias("args"),
         "result",
         F.coalesce(F.col("is_error"), F.lit(False)).alias("is_error"),
-        "start_time",
-        "end_time",
+        F.col("start_time").alias("t0"),
+        F.col("end_time").alias("t1"),
     )
     calls = calls.groupBy("session_id").agg(F.array_sort(F.collect_list(call)).alias("calls"))
     starts = store.session.table("sessions").select("session_id", "start_time")
@@ -109,25 +112,10 @@ def _analyse_batches(
 ) -> Iterator[pa.RecordBatch]:
     """Executor side: evidence rows in, ``_PY_SCHEMA`` rows out."""
     for batch in batches:
-        rows = []
-        for r in batch.to_pylist():
-            ev = SessionEvidence(
-                r["session_id"],
-                r["start_time"],
-                tuple(Turn(t["role"], t["content"], t["timestamp"]) for t in r["turns"] or ()),
-                tuple(
-                    ToolCall(
-                        c["tool_name"],
-                        _decode(c["arguments"]),
-                        _decode(c["result"]),
-                        bool(c["is_error"]),
-                        c["start_time"],
-                        c["end_time"],
-                    )
-                    for c in r["calls"] or ()
-                ),
-            )
-            rows.append(_python_row(ev, classify=classify, flows=flows, region=region))
+        rows = [
+            _python_row(evidence_from_row(r), classify=classify, flows=flows, region=region)
+            for r in batch.to_pylist()
+        ]
         yield pa.RecordBatch.from_pylist(rows, schema=_PY_SCHEMA)
 
 

@@ -16,6 +16,14 @@ skipped. Rows of sessions that disappeared (regrouped, deleted) are removed.
 
 The per-session work is Ibis over the canonical tables (flows, sequences, costs, status) plus
 one Python pass over each session's transcript (intent, booking details, goal indicators).
+On DuckDB the run's intermediate tables stay in the database (:mod:`._analyze_stage`): the
+Python pass streams record batches into a temporary table and the frame is inserted from
+SQL, so memory does not grow with the number of sessions. Session tags are recounted only for
+the users whose sessions changed (a tag depends on its user's sessions alone).
+
+A Spark handle (:func:`sessionlens.connect_spark`) is handed to
+:func:`sessionlens._spark_cache.analyze_spark` before any of this: the same Ibis analyses and
+:func:`python_row`, with Parquet in and out instead of the staged DuckDB tables.
 """
 
 from __future__ import annotations
@@ -23,7 +31,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -33,7 +41,9 @@ import duckdb
 import pyarrow as pa
 from tqdm.auto import tqdm
 
+from . import _analyze_stage as stage
 from ._config import config_fingerprint_text
+from .analysis._ibis import backend
 from .analysis.details import extract_booking_details
 from .analysis.evidence import SessionEvidence, iter_evidence
 from .analysis.flows import DEFAULT_FLOWS, Flow, load_flows
@@ -48,6 +58,8 @@ __all__ = ["ANALYZER_VERSION", "AnalyzeResult", "analyze_sessions", "prune", "py
 
 #: Bump when a change to the analyses changes their output; cached rows are then recomputed.
 ANALYZER_VERSION = "1"
+#: Sessions per evidence query and per record batch of the Python pass.
+_BATCH = 5000
 _PY_SCHEMA = pa.schema(
     [
         ("session_id", pa.string()),
@@ -89,31 +101,6 @@ def _config_fingerprint(con: Any, parts: Mapping[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
-def _todo(
-    con: duckdb.DuckDBPyConnection,
-    fingerprints: pa.Table,
-    *,
-    config: str,
-    force: bool,
-) -> tuple[list[str], int]:
-    con.register("_sl_fp", fingerprints)
-    try:
-        removed = con.execute(
-            "DELETE FROM session_analysis WHERE session_id NOT IN (SELECT session_id FROM _sl_fp)"
-        ).fetchone()
-        rows = con.execute(
-            "SELECT f.session_id FROM _sl_fp f LEFT JOIN session_analysis a USING (session_id) "
-            "WHERE ? OR a.session_id IS NULL OR a.input_fingerprint IS DISTINCT FROM "
-            "f.input_fingerprint OR a.analyzer_version IS DISTINCT FROM ? "
-            "OR a.config_fingerprint IS DISTINCT FROM ? OR a.status = 'in_progress' "
-            "ORDER BY f.session_id",
-            [force, ANALYZER_VERSION, config],
-        ).fetchall()
-    finally:
-        con.unregister("_sl_fp")
-    return [str(r[0]) for r in rows], int(removed[0]) if removed else 0
-
-
 def python_row(
     ev: SessionEvidence,
     *,
@@ -142,7 +129,7 @@ def python_row(
     }
 
 
-def _python_pass(
+def _python_batches(
     con: duckdb.DuckDBPyConnection,
     ids: Sequence[str],
     *,
@@ -150,15 +137,22 @@ def _python_pass(
     flows: Mapping[str, Flow],
     region: str,
     progress: bool | None,
-) -> pa.Table:
+    batch_size: int = _BATCH,
+) -> Iterator[pa.RecordBatch]:
+    """The Python pass (intent, details, goals) over ``ids``, one record batch per
+    ``batch_size`` sessions, so memory does not grow with the number of sessions."""
     cols: dict[str, list[Any]] = {name: [] for name in _PY_SCHEMA.names}
     bar = tqdm(total=len(ids), desc="analysing", unit="session", disable=_disable(progress))
-    for ev in iter_evidence(con, ids):
+    for ev in iter_evidence(con, ids, batch_size=batch_size):
         for name, value in python_row(ev, classify=classify, flows=flows, region=region).items():
             cols[name].append(value)
         bar.update()
+        if len(cols["session_id"]) >= batch_size:
+            yield pa.RecordBatch.from_pydict(cols, schema=_PY_SCHEMA)
+            cols = {name: [] for name in _PY_SCHEMA.names}
+    if cols["session_id"]:
+        yield pa.RecordBatch.from_pydict(cols, schema=_PY_SCHEMA)
     bar.close()
-    return pa.table(cols, schema=_PY_SCHEMA)
 
 
 def _disable(progress: bool | None) -> bool | None:
@@ -204,39 +198,6 @@ _COLUMNS = [
     "analyzed_at",
     "created_at",
 ]
-
-
-def _write(
-    con: duckdb.DuckDBPyConnection, rows: pa.Table, fingerprints: pa.Table, config: str
-) -> None:
-    con.register("_sl_rows", rows)
-    con.register("_sl_fp", fingerprints)
-    try:
-        select = ", ".join(
-            {
-                "tool_sequence_json": "coalesce(to_json(r.tool_calls), '[]')::JSON",
-                "analyzer_version": "?",
-                "config_fingerprint": "?",
-                "input_fingerprint": "f.input_fingerprint",
-                "analyzed_at": "now()::TIMESTAMP",
-                "created_at": "coalesce(a.created_at, now()::TIMESTAMP)",
-            }.get(c, f"r.{c}")
-            for c in _COLUMNS
-        )
-        con.execute(
-            f"CREATE OR REPLACE TEMP TABLE _sl_new AS SELECT {select} FROM _sl_rows r "
-            "JOIN _sl_fp f USING (session_id) "
-            "LEFT JOIN session_analysis a USING (session_id)",
-            [ANALYZER_VERSION, config],
-        )
-        con.execute(
-            "DELETE FROM session_analysis WHERE session_id IN (SELECT session_id FROM _sl_new)"
-        )
-        con.execute(f"INSERT INTO session_analysis ({', '.join(_COLUMNS)}) SELECT * FROM _sl_new")
-        con.execute("DROP TABLE _sl_new")
-    finally:
-        con.unregister("_sl_rows")
-        con.unregister("_sl_fp")
 
 
 def analyze_sessions(
@@ -344,23 +305,33 @@ def analyze_sessions(
             as_of=now,
             started=started,
         )
+    # One Ibis backend for the whole run: creating one per call costs more than small runs.
+    db = backend(con)
     if prices is not None or langfuse_prices is not None:
         build_model_prices(con, user=prices, langfuse=langfuse_prices)
     else:
         ensure_model_prices(con)
-    assign_session_tags(con)
     config = _config_fingerprint(con, parts)
-    fps = session_fingerprints(con, include_internal=include_internal).to_pyarrow()
-    result = AnalyzeResult(sessions=fps.num_rows)
     con.begin()
     try:
-        ids, result.removed = _todo(con, fps, config=config, force=force)
+        fps = session_fingerprints(db, include_internal=include_internal)
+        result = AnalyzeResult(sessions=stage.stage_fingerprints(db, fps))
+        ids, result.removed = stage.stage_todo(
+            con, config=config, version=ANALYZER_VERSION, force=force
+        )
+        # Tags first (the frame reads them); only users with a changed session can move.
+        everyone = len(ids) == result.sessions
+        assign_session_tags(
+            con, user_ids=None if everyone else db.table("_sl_users", database=stage.TEMP)
+        )
         if ids:
-            py = _python_pass(
+            batches = _python_batches(
                 con, ids, classify=classify, flows=flow_map, region=region, progress=progress
             )
-            frame = session_frame(con, py, flows=flow_map, as_of=now, inactivity=inactivity)
-            _write(con, frame.to_pyarrow(), fps, config)
+            stage.stage_python_rows(con, _PY_SCHEMA, batches)
+            py = db.table("_sl_py", database=stage.TEMP)
+            frame = session_frame(db, py, flows=flow_map, as_of=now, inactivity=inactivity)
+            stage.write_rows(db, frame, columns=_COLUMNS, version=ANALYZER_VERSION, config=config)
         # Tags of unchanged sessions can move when an earlier session arrives.
         con.execute(
             "UPDATE session_analysis a SET session_tag = s.session_tag FROM sessions s "
@@ -370,6 +341,8 @@ def analyze_sessions(
     except BaseException:
         con.rollback()
         raise
+    finally:
+        stage.drop(con)
     result.recomputed = len(ids)
     result.skipped = result.sessions - len(ids)
     result.statuses = dict(

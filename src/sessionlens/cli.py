@@ -1,4 +1,5 @@
-"""The ``sessionlens`` command line: ``load``, ``analyze``, ``convert`` and ``demo``.
+"""The ``sessionlens`` command line: ``load``, ``analyze``, ``convert``, ``report``, ``redact``
+and ``demo``.
 
 The only place that prints. Every ``SessionlensError`` becomes one line ``error: ...`` on
 stderr and exit code 1; anything else is a bug and keeps its traceback.
@@ -19,12 +20,15 @@ from typing import Any
 from duckdb import DuckDBPyConnection
 
 from . import __version__, datasets
+from ._redact_db import redact_database
 from .analysis.sessions import rebuild_sessions
 from .cache import AnalyzeResult, analyze_sessions
-from .errors import ConfigError, SessionlensError
+from .errors import ConfigError, InputNotFoundError, SessionlensError
 from .loaders import FORMATS, LoadResult, load
 from .loaders.files import expand_paths
 from .loaders.table import load_table
+from .redact import DEFAULT_SALT
+from .report import ReportResult, export_report
 from .store import connect
 
 __all__ = ["main"]
@@ -65,12 +69,20 @@ def _load_tables(con: DuckDBPyConnection, args: argparse.Namespace) -> LoadResul
     mapping = _mapping(args.mapping)
     result = LoadResult()
     for src in expand_paths(args.paths):
-        one = load_table(con, src.path, mapping=mapping, strict=args.strict)
+        one = load_table(
+            con, src.path, mapping=mapping, strict=args.strict, max_record_bytes=_limit(args)
+        )
         result.files += one.files
         result.traces, result.observations = one.traces, one.observations
         result.sessions, result.tool_calls = one.sessions, one.tool_calls
     result.rejected = sum(f.rejected for f in result.files)
     return result
+
+
+def _limit(args: argparse.Namespace) -> int:
+    if not args.max_record_mb > 0:
+        raise ConfigError("--max-record-mb", f"must be a positive size, got {args.max_record_mb}")
+    return max(1, int(args.max_record_mb * 2**20))
 
 
 def _cmd_load(args: argparse.Namespace) -> int:
@@ -84,7 +96,12 @@ def _cmd_load(args: argparse.Namespace) -> int:
             result = _load_tables(con, args)
         else:
             result = load(
-                con, args.paths, format=args.format, strict=args.strict, progress=args.progress
+                con,
+                args.paths,
+                format=args.format,
+                strict=args.strict,
+                progress=args.progress,
+                max_record_bytes=_limit(args),
             )
         print(_summary(result, args.db))
     finally:
@@ -159,6 +176,58 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_redact(args: argparse.Namespace) -> int:
+    if not Path(args.db).is_file():
+        raise InputNotFoundError(args.db)  # never create an empty database just to redact it
+    con = connect(args.db)
+    try:
+        result = redact_database(
+            con,
+            salt=args.salt or os.environ.get("SESSIONLENS_SALT") or DEFAULT_SALT,
+            names=args.name,
+        )
+    finally:
+        con.close()
+    print(f"redacted {result.total} value(s) in {args.db} ({result.names} known name(s))")
+    for column, count in result.changed.items():
+        if count:
+            print(f"  {column:<40}{count:>8}")
+    return 0
+
+
+def _report_summary(result: ReportResult) -> str:
+    lines = [f"report written to {result.out_dir}/", f"  open          {result.html_path}"]
+    lines += [f"  {name:<28}{rows:>8} rows" for name, rows in result.row_counts.items()]
+    lines.append(
+        f"  charts        {len(result.charts):>8}" + ("" if result.charts else "  (none drawn)")
+    )
+    lines.append(
+        "  redacted: phone numbers, e-mail addresses and names are tokens"
+        if result.redacted
+        else "  NOT redacted: the files hold phone numbers and personal names"
+    )
+    return "\n".join(lines)
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    # Read-only unless asked to analyse first: a report never changes the database.
+    con = connect(args.db, read_only=not args.analyze)
+    try:
+        if args.analyze:
+            analyze_sessions(con, progress=False)
+        result = export_report(
+            con,
+            args.out,
+            redact=args.redact,
+            salt=args.salt or os.environ.get("SESSIONLENS_SALT") or None,
+            charts=args.charts,
+        )
+        print(_report_summary(result))
+    finally:
+        con.close()
+    return 0
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     db = Path(args.db)
     if db.exists():
@@ -185,7 +254,9 @@ def _cmd_demo(args: argparse.Namespace) -> int:
             "SELECT tool_name, count(*) FROM tool_calls GROUP BY ALL ORDER BY 2 DESC, 1 LIMIT 8"
         ).fetchall():
             print(f"  {name:<24}{count:>6}")
+        report = export_report(con, args.out)
         print(
+            f"\nreport: {report.html_path} (Parquet, charts and manifest.json beside it)"
             f'\nexplore it: python -c "import sessionlens as sl; '
             f"print(sl.connect('{db}', read_only=True).table('session_analysis').df())\""
         )
@@ -224,6 +295,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     p_load.add_argument(
         "--strict", action="store_true", help="stop at the first bad record, loading nothing of it"
+    )
+    p_load.add_argument(
+        "--max-record-mb",
+        type=float,
+        default=64,
+        metavar="MB",
+        help="reject a record (JSON line, CSV line, Parquet row, JSON document) larger than "
+        "this, without reading it whole (default: 64)",
     )
     p_load.add_argument(
         "--gap", type=float, metavar="MINUTES", help="inactivity gap that splits sessions"
@@ -289,13 +368,63 @@ def _parser() -> argparse.ArgumentParser:
     p_conv.add_argument("--strict", action="store_true", help="fail on the first bad record")
     p_conv.set_defaults(run=_cmd_convert)
 
+    p_rep = verbs.add_parser(
+        "report",
+        help="write Parquet tables, charts and an HTML report of an analysed database",
+        description="Write the report of an analysed database into a directory: Parquet "
+        "tables, manifest.json, charts (SVG/PNG) and a self-contained report.html. Phone "
+        "numbers, e-mail addresses and personal names are replaced by stable tokens unless "
+        "--no-redact. The database is opened read-only (unless --analyze).",
+    )
+    p_rep.add_argument("--db", required=True, metavar="FILE", help="DuckDB database file")
+    p_rep.add_argument("--out", required=True, metavar="DIR", help="report directory")
+    p_rep.add_argument(
+        "--no-redact",
+        dest="redact",
+        action="store_false",
+        help="keep phone numbers and names as they are (the report then holds PII)",
+    )
+    p_rep.add_argument(
+        "--salt",
+        metavar="S",
+        help="secret key of the redaction tokens (default: $SESSIONLENS_SALT, else a public "
+        "default salt)",
+    )
+    p_rep.add_argument("--no-charts", dest="charts", action="store_false", help="skip the charts")
+    p_rep.add_argument(
+        "--analyze",
+        action="store_true",
+        help="analyse sessions first (opens the database for writing)",
+    )
+    p_rep.set_defaults(run=_cmd_report)
+
+    p_red = verbs.add_parser(
+        "redact",
+        help="replace phone numbers, e-mail addresses and names stored in the database",
+        description="Rewrite the stored text, payloads and user ids of a database with the "
+        "same stable tokens a redacted report uses, in one transaction. Names are those "
+        "`analyze` extracted plus --name. Run it after each load: new records arrive as they "
+        "are in the export.",
+    )
+    p_red.add_argument("--db", required=True, metavar="FILE", help="DuckDB database file")
+    p_red.add_argument(
+        "--salt", metavar="S", help="secret key of the tokens (default: $SESSIONLENS_SALT)"
+    )
+    p_red.add_argument(
+        "--name", action="append", default=[], metavar="NAME", help="another name to replace"
+    )
+    p_red.set_defaults(run=_cmd_redact)
+
     p_demo = verbs.add_parser(
         "demo",
-        help="load and analyse the bundled sample and print what is in it",
+        help="load and analyse the bundled sample, print what is in it and write a report",
         description="Load the bundled sample export (a children's dental booking voice agent) "
-        "into a fresh database, analyse its sessions and print a summary.",
+        "into a fresh database, analyse its sessions, print a summary and write the report.",
     )
     p_demo.add_argument("--db", default="demo.duckdb", metavar="FILE", help="database to create")
+    p_demo.add_argument(
+        "--out", default="demo-report", metavar="DIR", help="report directory to write"
+    )
     p_demo.set_defaults(run=_cmd_demo)
     return parser
 

@@ -6,6 +6,8 @@ Every error stores its fields so callers (and tests) can inspect what, where and
 
 from __future__ import annotations
 
+import re
+
 
 class SessionlensError(Exception):
     """Base class of every error sessionlens raises on purpose."""
@@ -67,15 +69,54 @@ class SchemaVersionError(SessionlensError, RuntimeError):
 
 
 class DatabaseLockedError(SessionlensError, RuntimeError):
-    """Another process holds the database open for writing."""
+    """Another process (or connection) holds the database file, so it cannot be opened.
 
-    def __init__(self, path: str, detail: str) -> None:
+    DuckDB's rule: one process may open a database file for writing, and then no other
+    process may open it at all, not even read-only; or any number of processes may open it
+    read-only, and then none may write. The message says which case this is and what to do.
+
+    Parameters
+    ----------
+    path : str
+        The database file.
+    detail : str
+        DuckDB's own message (it names the process holding the lock).
+    holder : {'writer', 'reader', 'this-process'}
+        Who holds it: a writing process, read-only processes, or a connection of this process
+        opened with the other ``read_only`` setting.
+
+    Examples
+    --------
+    >>> err = DatabaseLockedError("t.duckdb", "Conflicting lock is held in python (PID 7)")
+    >>> err.pid, str(err).split(";")[0]
+    (7, 't.duckdb: another process (PID 7) is writing to this database')
+    """
+
+    def __init__(self, path: str, detail: str, holder: str = "writer") -> None:
         self.path = path
         self.detail = detail
-        super().__init__(
-            f"{path}: the database is open for writing in another process ({detail}); "
-            "wait for it to finish, or open it with connect(path, read_only=True)"
-        )
+        self.holder = holder
+        found = re.search(r"PID (\d+)", detail)
+        self.pid = int(found.group(1)) if found else None
+        who = f"another process (PID {self.pid})" if self.pid else "another process"
+        if holder == "this-process":
+            what = (
+                "this process already has it open with the other read_only setting; close that "
+                "connection first (DuckDB opens a file one way per process)"
+            )
+        elif holder == "reader":
+            what = (
+                f"{who} has this database open read-only (a notebook?); close that connection "
+                "(con.close() or restart its kernel) before writing, or open it with "
+                "connect(path, read_only=True) to read alongside"
+            )
+        else:
+            what = (
+                f"{who} is writing to this database; while a process writes, DuckDB lets no "
+                "other process open the file, not even read-only: wait for it to finish "
+                "(a `sessionlens load` or `analyze`), then open it again, or read a copy"
+            )
+        super().__init__(f"{path}: {what}")
 
 
 class ConfigError(SessionlensError, ValueError):
@@ -93,3 +134,30 @@ class InputNotFoundError(SessionlensError, FileNotFoundError):
     def __init__(self, pattern: str) -> None:
         self.pattern = pattern
         super().__init__(f"{pattern}: no such file, directory or glob match")
+
+
+class ChartInputError(SessionlensError, ValueError):
+    """A table given to a chart function lacks the columns the chart draws.
+
+    Examples
+    --------
+    >>> str(ChartInputError("intent_mix", "missing column 'sessions'"))
+    "intent_mix: missing column 'sessions'"
+    """
+
+    def __init__(self, chart: str, reason: str) -> None:
+        self.chart = chart
+        self.reason = reason
+        super().__init__(f"{chart}: {reason}")
+
+
+class NotAnalyzedError(SessionlensError, RuntimeError):
+    """A report needs ``session_analysis`` rows and the database has none."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        super().__init__(
+            f"{path}: session_analysis is empty, so there is nothing to report; run "
+            f"`sessionlens analyze --db {path}` (sl.analyze_sessions(con)) first, or pass "
+            "--analyze to `sessionlens report`"
+        )

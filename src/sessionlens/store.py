@@ -260,7 +260,8 @@ def connect(
     path : str or Path, optional
         Database file. ``None`` (default) opens an in-memory database.
     read_only : bool
-        Open without taking the write lock, so a notebook can read while the CLI loads.
+        Open without the write lock: any number of processes may read a database this way
+        at once, but not while a process writes to it (a running ``sessionlens load``).
         Migrations are not applied to a read-only database.
 
     Returns
@@ -272,7 +273,9 @@ def connect(
     SchemaVersionError
         The file was written by a newer sessionlens.
     DatabaseLockedError
-        Another process has the file open for writing.
+        Another process has the file open for writing (then it cannot be opened at all, not
+        even read-only), or read-only (then it cannot be opened for writing); or this process
+        has it open with the other ``read_only`` setting.
 
     Examples
     --------
@@ -285,7 +288,18 @@ def connect(
         con = duckdb.connect(where, read_only=read_only)
     except duckdb.IOException as exc:
         if re.search(r"lock", str(exc), re.IGNORECASE):
-            raise DatabaseLockedError(where, str(exc).splitlines()[0]) from exc
+            detail = str(exc).splitlines()[0]
+            # DuckDB adds this hint only when the holder itself opened the file read-only.
+            holder = (
+                "reader"
+                if "would be able to open this database in read-only" in detail
+                else "writer"
+            )
+            raise DatabaseLockedError(where, detail, holder) from exc
+        raise
+    except duckdb.ConnectionException as exc:
+        if "different configuration" in str(exc):
+            raise DatabaseLockedError(where, str(exc), "this-process") from exc
         raise
     found = schema_version(con)
     if found > SCHEMA_VERSION:

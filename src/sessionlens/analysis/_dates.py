@@ -30,6 +30,9 @@ _MONTHS = [
     "january", "february", "march", "april", "may", "june",
     "july", "august", "september", "october", "november", "december",
 ]  # fmt: skip
+#: Rules every match of which contains a digit (``\d`` in ``_DAY``, ISO and numeric forms).
+_NEEDS_DIGIT = frozenset({"iso", "numeric", "month_day", "day_month", "ordinal"})
+_DIGIT = re.compile(r"\d")
 _MONTH_ABBR = {m[:3]: i + 1 for i, m in enumerate(_MONTHS)}
 _NUMBER_WORDS = {
     "a": 1, "an": 1, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6,
@@ -136,7 +139,10 @@ def find_dates(text: str, reference: date | None, *, region: str = "US") -> list
     """
     taken: list[tuple[int, int]] = []
     found: list[tuple[int, date]] = []
+    has_digit = _DIGIT.search(text) is not None
     for kind, rule in _RULES:
+        if kind in _NEEDS_DIGIT and not has_digit:  # such a rule cannot match: skip the scan
+            continue
         for m in rule.finditer(text):
             start, end = m.span()
             if kind == "weekday" and m.group("mod"):

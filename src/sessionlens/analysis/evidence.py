@@ -9,14 +9,14 @@ the derived ``conversation_turns`` and ``tool_calls`` tables in batches, so a cu
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import duckdb
 
-__all__ = ["SessionEvidence", "ToolCall", "Turn", "iter_evidence"]
+__all__ = ["SessionEvidence", "ToolCall", "Turn", "evidence_from_row", "iter_evidence"]
 
 
 @dataclass(frozen=True)
@@ -96,32 +96,73 @@ def iter_evidence(
     ids = list(session_ids)
     for start in range(0, len(ids), batch_size):
         batch = ids[start : start + batch_size]
-        starts = dict(
-            con.execute(
-                "SELECT session_id, start_time FROM sessions WHERE session_id IN "
-                "(SELECT unnest(?::TEXT[]))",
-                [batch],
-            ).fetchall()
-        )
-        turns: dict[str, list[Turn]] = {}
-        for sid, role, content, ts in con.execute(
-            "SELECT session_id, role, content, timestamp FROM conversation_turns "
-            "WHERE session_id IN (SELECT unnest(?::TEXT[])) AND content IS NOT NULL "
-            "ORDER BY session_id, seq",
-            [batch],
-        ).fetchall():
-            turns.setdefault(sid, []).append(Turn(role, content, ts))
-        calls: dict[str, list[ToolCall]] = {}
-        for sid, name, args, result, is_error, t0, t1 in con.execute(
-            "SELECT session_id, tool_name, arguments, result, coalesce(is_error, FALSE), "
-            "start_time, end_time FROM tool_calls "
-            "WHERE session_id IN (SELECT unnest(?::TEXT[])) ORDER BY session_id, seq",
-            [batch],
-        ).fetchall():
-            calls.setdefault(sid, []).append(
-                ToolCall(name, _decode(args), _decode(result), bool(is_error), t0, t1)
-            )
+        # One query per batch, each session's turns and calls as ordered lists, handed over
+        # as Arrow: a row per session instead of a Python tuple per turn.
+        table = con.execute(_BATCH_QUERY, [batch]).to_arrow_table()
+        found = {
+            row["session_id"]: row
+            for row in table.to_pylist()  # at most batch_size rows: memory stays bounded
+        }
         for sid in batch:
-            yield SessionEvidence(
-                sid, starts.get(sid), tuple(turns.get(sid, ())), tuple(calls.get(sid, ()))
+            row = found.get(sid)
+            yield SessionEvidence(sid) if row is None else evidence_from_row(row)
+
+
+def evidence_from_row(row: Mapping[str, Any]) -> SessionEvidence:
+    """One session's evidence from its row of ``_BATCH_QUERY``'s shape.
+
+    ``turns`` holds structs ``(role, content, ts)`` and ``calls`` structs ``(name, args,
+    result, is_error, t0, t1)``, both in session order; other fields are ignored. The Spark
+    executors (:mod:`sessionlens._spark_cache`) build rows of the same shape.
+
+    Examples
+    --------
+    >>> row = {"session_id": "s1", "start_time": None,
+    ...        "turns": [{"role": "user", "content": "hi", "ts": None}],
+    ...        "calls": [{"name": "lookup", "args": '{"q": 1}', "result": None,
+    ...                   "is_error": None, "t0": None, "t1": None}]}
+    >>> ev = evidence_from_row(row)
+    >>> ev.caller_text, ev.tool_calls[0].arguments, ev.tool_calls[0].is_error
+    ('hi', {'q': 1}, False)
+    """
+    return SessionEvidence(
+        row["session_id"],
+        row["start_time"],
+        tuple(Turn(t["role"], t["content"], t["ts"]) for t in row["turns"] or ()),
+        tuple(
+            ToolCall(
+                c["name"],
+                _decode(c["args"]),
+                _decode(c["result"]),
+                bool(c["is_error"]),
+                c["t0"],
+                c["t1"],
             )
+            for c in row["calls"] or ()
+        ),
+    )
+
+
+_BATCH_QUERY = """
+WITH ids AS (SELECT DISTINCT unnest(?::TEXT[]) AS session_id),
+turns AS (
+    SELECT session_id,
+           list(struct_pack(role := role, content := content, ts := timestamp) ORDER BY seq)
+               AS turns
+    FROM conversation_turns
+    WHERE session_id IN (SELECT session_id FROM ids) AND content IS NOT NULL
+    GROUP BY session_id),
+calls AS (
+    SELECT session_id,
+           list(struct_pack(name := tool_name, args := arguments, result := result,
+                            is_error := coalesce(is_error, FALSE), t0 := start_time,
+                            t1 := end_time) ORDER BY seq) AS calls
+    FROM tool_calls
+    WHERE session_id IN (SELECT session_id FROM ids)
+    GROUP BY session_id)
+SELECT ids.session_id, s.start_time, turns.turns, calls.calls
+FROM ids
+LEFT JOIN sessions s ON s.session_id = ids.session_id
+LEFT JOIN turns ON turns.session_id = ids.session_id
+LEFT JOIN calls ON calls.session_id = ids.session_id
+"""

@@ -24,7 +24,7 @@ from typing import Any
 
 from ..errors import ConfigError
 from .evidence import SessionEvidence
-from .taxonomy import DEFAULT_TAXONOMY, Taxonomy, load_taxonomy
+from .taxonomy import DEFAULT_TAXONOMY, Pattern, Taxonomy, ToolEvidence, load_taxonomy
 
 __all__ = [
     "DEFAULT_TAXONOMY",
@@ -45,6 +45,7 @@ _GREETING = re.compile(
     re.IGNORECASE,
 )
 _SUMMARY_MAX = 200
+_MEMO_SIZE = 100_000  # remembered messages / tool names per classifier
 
 
 @dataclass(frozen=True)
@@ -173,6 +174,43 @@ def _summary(sentence: str) -> str:
     return text if len(text) <= _SUMMARY_MAX else text[: _SUMMARY_MAX - 1].rstrip() + "…"
 
 
+# Assertions whose outcome can differ between a sentence and the whole message around it.
+_CONTEXT = re.compile(r"\^|\$|\\[AZBGz]|\(\?<?[=!]|\(\?[a-zA-Z]*[mx]")
+
+
+def _text_implied(pattern: Pattern) -> bool:
+    """Whether a match in a sentence implies a match in the whole message.
+
+    Sentences are cut from a message at whitespace only, so a match inside a sentence is
+    also a substring of the message, bordered there by whitespace or the message's ends.
+    Literal characters, classes, quantifiers and ``\\b`` see the same thing either way
+    (whitespace is a non-word character, like a string end). Anchors, ``\\B``, lookarounds
+    and the multiline/verbose flags may not, so such a regular expression always takes the
+    sentence scan. Keywords are built with ``(?<![\\w])``/``(?![\\w])`` lookarounds, which
+    test for word characters only: a whitespace neighbour passes them like a string end.
+
+    Examples
+    --------
+    >>> _text_implied(Pattern.keyword("book*")), _text_implied(Pattern.compile(r"^yes"))
+    (True, False)
+    """
+    return pattern.kind == "keyword" or not _CONTEXT.search(pattern.text)
+
+
+def _keyword_literal(pattern: Pattern) -> str:
+    """The longest word (a ``*`` stem without it) every match of an ASCII keyword contains,
+    lower case; ``''`` for regular expressions and non-ASCII keywords (no shortcut).
+
+    Examples
+    --------
+    >>> _keyword_literal(Pattern.keyword("new patient*")), _keyword_literal(Pattern.compile("x"))
+    ('patient', '')
+    """
+    if pattern.kind != "keyword" or not pattern.text.isascii():
+        return ""
+    return max((w.rstrip("*").lower() for w in pattern.text.split()), key=len)
+
+
 class RuleClassifier:
     """The offline classifier: weighted keyword, regex and tool evidence from a taxonomy.
 
@@ -203,9 +241,56 @@ class RuleClassifier:
 
     def __init__(self, taxonomy: Taxonomy | Mapping[str, Any] | str | Path | None = None) -> None:
         self.taxonomy = DEFAULT_TAXONOMY if taxonomy is None else load_taxonomy(taxonomy)
+        # Per pattern, in taxonomy order: what _message_hits needs, worked out once.
+        self._plan = [
+            (spec.name, p.weight, p.regex, _keyword_literal(p), _text_implied(p))
+            for spec in self.taxonomy.intents
+            for p in spec.patterns
+        ]
+        self._hits: dict[str, tuple[tuple[str, float, int], ...]] = {}
+        # Tool names repeat across sessions: remember each (evidence, name) glob match.
+        self._tool_hits: dict[tuple[str, str], bool] = {}
+
+    def _matches(self, tool: ToolEvidence, name: str) -> bool:
+        key = (tool.name, name)
+        hit = self._tool_hits.get(key)
+        if hit is None:
+            if len(self._tool_hits) > _MEMO_SIZE:  # bounded for tool names that never repeat
+                self._tool_hits.clear()
+            hit = self._tool_hits[key] = tool.matches(name)
+        return hit
 
     def __repr__(self) -> str:
         return f"RuleClassifier(intents={list(self.taxonomy.names)})"
+
+    def _message_hits(self, text: str) -> tuple[tuple[str, float, int], ...]:
+        """``(intent, pattern weight, first matching sentence)`` per pattern that matches
+        ``text``, in taxonomy order. A pure function of the text, so remembered: agents and
+        callers repeat the same messages ("Let me check that for you.") across sessions."""
+        found = self._hits.get(text)
+        if found is not None:
+            return found
+        # ASCII text matches an ASCII keyword case-insensitively only if its lower-case
+        # form contains the keyword's literal words: a substring test rules most out.
+        lowered = text.lower() if text.isascii() else None
+        sentences: list[str] | None = None
+        out = []
+        for name, weight, regex, literal, text_first in self._plan:
+            if lowered is not None and literal and literal not in lowered:
+                continue
+            # One search over the message rules most patterns out; only a hit needs the
+            # per-sentence scan (see _text_implied for why this is exact).
+            if text_first and not regex.search(text):
+                continue
+            if sentences is None:
+                sentences = _sentences(text)
+            s_idx = next((i for i, s in enumerate(sentences) if regex.search(s)), None)
+            if s_idx is not None:
+                out.append((name, weight, s_idx))
+        if len(self._hits) > _MEMO_SIZE:  # bounded: most texts never repeat
+            self._hits.clear()
+        found = self._hits[text] = tuple(out)
+        return found
 
     def __call__(self, evidence: SessionEvidence) -> IntentResult:
         tax = self.taxonomy
@@ -216,21 +301,14 @@ class RuleClassifier:
             speaker = tax.speakers.get(turn.role, 0.0)
             if speaker <= 0 or not turn.content:
                 continue
-            sentences = _sentences(turn.content)
-            for spec in tax.intents:
-                for pattern in spec.patterns:
-                    s_idx = next(
-                        (i for i, s in enumerate(sentences) if pattern.regex.search(s)), None
-                    )
-                    if s_idx is None:
-                        continue
-                    scores[spec.name] += pattern.weight * speaker
-                    if turn.role == "user":
-                        key = (spec.name, t_idx, s_idx)
-                        caller_hits[key] = caller_hits.get(key, 0.0) + pattern.weight
+            for name, weight, s_idx in self._message_hits(turn.content):
+                scores[name] += weight * speaker
+                if turn.role == "user":
+                    key = (name, t_idx, s_idx)
+                    caller_hits[key] = caller_hits.get(key, 0.0) + weight
         for spec in tax.intents:
             for tool in spec.tools:
-                calls = [c for c in evidence.tool_calls if tool.matches(c.name)]
+                calls = [c for c in evidence.tool_calls if self._matches(tool, c.name)]
                 if calls:
                     ok = any(not c.is_error for c in calls)
                     scores[spec.name] += tool.weight * (1.0 if ok else tax.failed_tool_weight)

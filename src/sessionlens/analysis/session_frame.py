@@ -62,7 +62,8 @@ def session_frame(
 ) -> ir.Table:
     """Every ``session_analysis`` column but the cache bookkeeping, for the sessions in ``py``.
 
-    ``py`` holds the Python pass's results per session (intent, details, goals); the rest is
+    ``py`` holds the Python pass's results per session (intent, details, goals), as Arrow or
+    as an Ibis table of the same backend; the rest is
     Ibis over the canonical tables. Status: ``completed`` when the flow's success step was
     reached in order (or, for an intent without a flow, every declared success goal was met);
     else ``in_progress`` when the last activity is within ``inactivity`` of ``as_of``; else
@@ -71,7 +72,8 @@ def session_frame(
     structs the writer stores as ``tool_sequence_json``.
     """
     db = backend(con)
-    # An Ibis table when the pass ran on the engine itself (Spark executors).
+    # An Ibis table keeps the Python pass's rows where they are (a DuckDB temp table, or a
+    # Spark frame when the pass ran on the executors).
     todo = py if isinstance(py, ir.Table) else ibis.memtable(py)
     assign = todo.select("session_id", intent=todo.intent)
     prog = flow_progress(db, assignments=assign, flows=flows).drop("intent")

@@ -177,18 +177,30 @@ def find_sessions(
     sa = _analysis(con)
     if tag is not None:
         if tag.endswith("*"):
-            sa = sa.filter(sa.session_tag.startswith(tag[:-1]))
+            sa = sa.filter(sa.session_tag.startswith(_value(tag[:-1])))
         else:
-            sa = sa.filter(sa.session_tag == tag)
+            sa = sa.filter(sa.session_tag == _value(tag))
     if user_id is not None:
-        sa = sa.filter(sa.user_id == user_id)
+        sa = sa.filter(sa.user_id == _value(user_id))
     if intent is not None:
-        sa = sa.filter(sa.caller_intent_type == intent)
+        sa = sa.filter(sa.caller_intent_type == _value(intent))
     if status is not None:
-        sa = sa.filter(sa.status == status)
+        sa = sa.filter(sa.status == _value(status))
     if since is not None:
         sa = sa.filter(sa.start_time >= _timestamp(since))
     return sa.drop("intent", "day", "user", "tag").order_by(["start_time", "session_id"])
+
+
+def _value(text: str) -> ir.StringValue:
+    """``text`` as a one-row table's scalar, not as a literal in the SQL.
+
+    Ibis writes literals into the query text; a filter value taken from the data (a user id
+    with a NUL byte ends DuckDB's string literal early) must not be able to change the query,
+    so it travels as data (an Arrow table) instead.
+    """
+    if not isinstance(text, str):
+        raise ConfigError("filter", f"expected text, got {type(text).__name__} {text!r}")
+    return ibis.memtable({"value": [text]}, schema={"value": "string"}).value.as_scalar()
 
 
 def _timestamp(value: str | date | datetime) -> ir.TimestampValue:

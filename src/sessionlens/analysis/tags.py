@@ -10,15 +10,21 @@ alphabetically first); the short id drops a provider prefix and a date suffix. C
 session start order (then session id), and the whole table is assigned by one ``UPDATE``
 statement, so two writers can never hand out the same counter and the result depends only on
 the data. Internal sessions and sessions without a model get no tag.
+
+A session's tag depends only on the sessions of the same user, so both functions take
+``user_ids`` to recount just those users (``None`` in it stands for the sessions without a
+user): re-analysing a few new sessions then touches a few users instead of the whole table.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import duckdb
 import ibis
 import ibis.expr.types as ir
+import pyarrow as pa
 
 from ._ibis import backend
 
@@ -44,8 +50,28 @@ def short_model_id(model: ir.StringValue) -> ir.StringValue:
     return short.re_replace(r"[^a-z0-9.\-]+", "-")
 
 
-def session_tags(con: Any) -> ir.Table:
+def _user_scope(sessions: ir.Table, user_ids: Sequence[str | None] | ir.Table) -> ir.Table:
+    """The sessions of ``user_ids`` (a list, or an Ibis table with a ``user_id`` column)."""
+    if isinstance(user_ids, ir.Table):
+        users = user_ids.select(user_id=user_ids.user_id.cast("string"))
+    else:
+        users = ibis.memtable(
+            {"user_id": [None if u is None else str(u) for u in user_ids]},
+            schema={"user_id": "string"},
+        )
+    # NULL users share one counter group, so a NULL in the list means all of them.
+    return sessions.filter(
+        sessions.user_id.isin(users.user_id)
+        | (sessions.user_id.isnull() & users.user_id.isnull().any())
+    )
+
+
+def session_tags(con: Any, *, user_ids: Sequence[str | None] | ir.Table | None = None) -> ir.Table:
     """Every session's tag (NULL when it has none), as an Ibis table.
+
+    ``user_ids`` (a list, or an Ibis table with ``user_id``) restricts the result to the
+    sessions of those users (``None`` for the sessions without one); their tags are the same
+    as in the full table, since counters never cross users.
 
     Returns
     -------
@@ -63,6 +89,9 @@ def session_tags(con: Any) -> ir.Table:
     """
     db = backend(con)
     obs, traces, sessions = db.table("observations"), db.table("traces"), db.table("sessions")
+    if user_ids is not None:
+        sessions = _user_scope(sessions, user_ids)
+        traces = traces.semi_join(sessions.select("session_id"), "session_id")
     agent = traces.filter(~traces.is_internal).select("trace_id", "session_id")
     gens = obs.filter((obs.type == "GENERATION") & obs.model.notnull())
     gens = gens.join(agent, "trace_id")
@@ -90,10 +119,13 @@ def session_tags(con: Any) -> ir.Table:
     )
 
 
-def assign_session_tags(con: duckdb.DuckDBPyConnection) -> int:
+def assign_session_tags(
+    con: duckdb.DuckDBPyConnection, *, user_ids: Sequence[str | None] | ir.Table | None = None
+) -> int:
     """Write every session's tag into ``sessions.session_tag`` in one statement.
 
-    Returns the number of sessions whose tag changed.
+    ``user_ids`` recounts only those users' sessions (see :func:`session_tags`); the others
+    keep their tags. Returns the number of sessions whose tag changed.
 
     Examples
     --------
@@ -102,12 +134,28 @@ def assign_session_tags(con: duckdb.DuckDBPyConnection) -> int:
     >>> _ = load(con, datasets.sample_dir())
     >>> assign_session_tags(con) > 0, assign_session_tags(con)
     (True, 0)
+    >>> con.execute("UPDATE sessions SET session_tag = NULL")  # doctest: +ELLIPSIS
+    <...>
+    >>> user = con.sql("SELECT min(user_id) FROM sessions").fetchone()[0]
+    >>> n = con.sql("SELECT count(*) FROM sessions WHERE user_id = ?", params=[user]).fetchone()
+    >>> assign_session_tags(con, user_ids=[user]) == n[0]
+    True
     """
-    query = ibis.to_sql(session_tags(con), dialect="duckdb")
-    # The query is compiled from constants and column references only; no data is pasted.
-    row = con.execute(
-        f"UPDATE sessions SET session_tag = t.session_tag FROM ({query}) AS t "
-        "WHERE sessions.session_id = t.session_id "
-        "AND sessions.session_tag IS DISTINCT FROM t.session_tag"
-    ).fetchone()
+    users = user_ids
+    if user_ids is not None and not isinstance(user_ids, ir.Table):
+        # A memtable is not part of compiled SQL: hand the list to DuckDB as a view.
+        listed = pa.table({"user_id": pa.array([u for u in user_ids], pa.string())})
+        con.register("_sl_tag_users", listed)
+        users = backend(con).table("_sl_tag_users")
+    try:
+        query = ibis.to_sql(session_tags(con, user_ids=users), dialect="duckdb")
+        # The query is compiled from constants and column references only; no data is pasted.
+        row = con.execute(
+            f"UPDATE sessions SET session_tag = t.session_tag FROM ({query}) AS t "
+            "WHERE sessions.session_id = t.session_id "
+            "AND sessions.session_tag IS DISTINCT FROM t.session_tag"
+        ).fetchone()
+    finally:
+        if users is not user_ids:
+            con.unregister("_sl_tag_users")
     return int(row[0]) if row else 0

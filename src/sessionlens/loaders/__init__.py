@@ -1,7 +1,8 @@
 """``load``: read exports into the canonical tables, one transaction per file.
 
 Owns the load pipeline every format shares: expand paths, detect the format, map each record
-(rejecting bad ones with file and position), then, in one transaction per file, merge rows,
+(rejecting bad ones with file and position), then, in one transaction per file, merge rows
+(batch by batch, so a multi-GB file is never held in memory as Python rows),
 record rejects in ``load_errors``, fill trace times, regroup sessions and rebuild the derived
 ``tool_calls`` / ``conversation_turns`` for the sessions that changed. A file that fails
 leaves the database exactly as it was.
@@ -9,8 +10,9 @@ leaves the database exactly as it was.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+import itertools
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,11 +26,13 @@ from ..errors import TraceFormatError
 
 # Importing a format's module registers its reader (detection asks them in this order).
 from . import _write, langfuse, otlp, phoenix, planner, transcripts  # noqa: F401
+from ._limits import DEFAULT_MAX_RECORD_BYTES, check_limit
 from ._normalize import InternalRules, row_hash
-from .files import FORMATS, SourceFile, expand_paths, read_items
+from .files import FORMATS, expand_paths, read_items
 from .phoenix import load_spans_dataframe
 
 __all__ = [
+    "DEFAULT_MAX_RECORD_BYTES",
     "FORMATS",
     "FileResult",
     "InternalRules",
@@ -37,9 +41,11 @@ __all__ = [
     "load_spans_dataframe",
     "map_items",
     "write_file",
+    "write_stream",
 ]
 
 _EXCERPT = 200
+Batch = tuple[dict[str, list[dict[str, Any]]], list[tuple[str, str, str]]]
 
 
 @dataclass
@@ -155,12 +161,18 @@ def map_items(
     return rows, rejected
 
 
-def _map_file(
-    src: SourceFile, fmt: str, *, rules: InternalRules, strict: bool
-) -> tuple[str, dict[str, list[dict[str, Any]]], list[tuple[str, str, str]]]:
-    fmt, items = read_items(src, fmt)
-    rows, rejected = map_items(str(src.path), fmt, items, rules=rules, strict=strict)
-    return fmt, rows, rejected
+#: Items mapped and merged at a time: bounds the Python rows of a file in memory.
+BATCH_ITEMS = 20_000
+#: Sessions whose derived tool_calls / conversation_turns are rebuilt in one step.
+REBUILD_SESSIONS = 1_000
+
+
+def _batches(
+    path: str, fmt: str, items: Iterable[langfuse.Item], *, rules: InternalRules, strict: bool
+) -> Iterator[Batch]:
+    iterator = iter(items)
+    while chunk := list(itertools.islice(iterator, BATCH_ITEMS)):
+        yield map_items(path, fmt, chunk, rules=rules, strict=strict)
 
 
 def write_file(
@@ -170,15 +182,35 @@ def write_file(
     rejected: list[tuple[str, str, str]],
     result: FileResult,
 ) -> None:
+    """Write one file's mapped rows and rejects in one transaction."""
+    write_stream(con, path, [(rows, rejected)], result)
+
+
+def write_stream(
+    con: duckdb.DuckDBPyConnection, path: str, batches: Iterable[Batch], result: FileResult
+) -> None:
+    """Write one file's batches of mapped rows and rejects in one transaction.
+
+    Batches are merged as they come, so a multi-GB file never sits in memory as Python
+    rows; the transaction still covers the whole file, and an exception from the batches
+    (a strict reject, a file that breaks off) rolls all of it back.
+    """
+    result.traces = result.observations = result.scores = result.rejected = 0
     con.begin()
     try:
-        result.traces = _write.merge_rows(con, "traces", rows["traces"], source_file=path)
-        result.observations = _write.merge_rows(
-            con, "observations", rows["observations"], source_file=path
-        )
-        result.scores = _write.merge_rows(con, "scores", rows["scores"], source_file=path)
-        _write.write_errors(con, path, rejected)
-        _write.touched_trace_ids(con)
+        _write.drop_stages(con)
+        for rows, rejected in batches:
+            _write.drop_stages(con, touched=False)
+            result.traces += _write.merge_rows(con, "traces", rows["traces"], source_file=path)
+            result.observations += _write.merge_rows(
+                con, "observations", rows["observations"], source_file=path
+            )
+            result.scores += _write.merge_rows(con, "scores", rows["scores"], source_file=path)
+            _write.attach_orphans(con, path)
+            _write.write_errors(con, path, rejected)
+            result.rejected += len(rejected)
+            _write.touched_trace_ids(con)
+        _write.touched_trace_ids(con)  # exists even when the file had no rows
         _write.fill_trace_times(con)
         changed = set(regroup_sessions(con, session_gap(con)))
         changed.update(
@@ -190,8 +222,12 @@ def write_file(
         )
         if changed and (result.traces or result.observations):
             ids = sorted(changed)
-            rebuild_tool_calls(con, session_ids=ids)
-            rebuild_conversation_turns(con, session_ids=ids)
+            # In slices of sessions: the rebuild holds every event of the sessions it is given,
+            # so one slice at a time keeps a big file's memory to one slice's events.
+            for start in range(0, len(ids), REBUILD_SESSIONS):
+                chunk = ids[start : start + REBUILD_SESSIONS]
+                rebuild_tool_calls(con, session_ids=chunk)
+                rebuild_conversation_turns(con, session_ids=chunk)
         _write.drop_stages(con)
         con.commit()
     except BaseException:
@@ -207,6 +243,7 @@ def load(
     strict: bool = False,
     internal: InternalRules | None = None,
     progress: bool | None = None,
+    max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
 ) -> LoadResult:
     """Load trace exports into the canonical tables.
 
@@ -228,6 +265,10 @@ def load(
         environments and ``sdk-experiment`` are always internal.
     progress : bool, optional
         Show a progress bar over files. Default: only when stderr is a terminal.
+    max_record_bytes : int
+        Largest record accepted (a JSON line, CSV line or field, Parquet row, or a whole JSON
+        document), default 64 MiB. A larger one is rejected like any bad record (file,
+        position, size) without being read into memory whole; see ``docs/reliability.md``.
 
     Returns
     -------
@@ -245,7 +286,8 @@ def load(
     """
     if isinstance(paths, (str, Path)):
         paths = [paths]
-    sources = expand_paths(paths)
+    limit = check_limit(max_record_bytes)
+    sources = [replace(src, max_record_bytes=limit) for src in expand_paths(paths)]
     rules = internal or InternalRules()
     result = LoadResult()
     bar = tqdm(
@@ -254,18 +296,21 @@ def load(
     for src in bar:
         path = str(src.path)
         try:
-            fmt, rows, rejected = _map_file(src, format, rules=rules, strict=strict)
+            fmt, items = read_items(src, format)
+            file_result = FileResult(path, fmt)
+            batches = _batches(path, fmt, items, rules=rules, strict=strict)
+            write_stream(con, path, batches, file_result)  # rolled back if reading fails
         except TraceFormatError as exc:
             if strict:
                 raise
             # The whole file is unreadable (truncated JSON document, damaged gzip): one row.
-            fmt, rows, rejected = (
-                "unreadable",
-                {"traces": [], "observations": [], "scores": []},
-                [(exc.locator, exc.reason, "")],
-            )
-        file_result = FileResult(path, fmt, rejected=len(rejected))
-        write_file(con, path, rows, rejected, file_result)
+            file_result = FileResult(path, "unreadable")
+            empty: dict[str, list[dict[str, Any]]] = {
+                "traces": [],
+                "observations": [],
+                "scores": [],
+            }
+            write_file(con, path, empty, [(exc.locator, exc.reason, "")], file_result)
         result.files.append(file_result)
     totals = con.execute(
         "SELECT (SELECT count(*) FROM traces), (SELECT count(*) FROM observations), "

@@ -146,6 +146,9 @@ def parse_timestamp(value: Any) -> datetime | None:
     return dt
 
 
+_MAX_COUNT = 2**63 - 1
+
+
 def to_int(value: Any, what: str) -> int | None:
     """A token count: a non-negative whole number (``3.0`` and ``"3"`` accepted)."""
     if value is None or value == "":
@@ -165,6 +168,8 @@ def to_int(value: Any, what: str) -> int | None:
         value = int(value)
     if value < 0:
         raise ValueError(f"{what}: negative count {value}")
+    if value > _MAX_COUNT:  # would overflow the BIGINT column and abort the whole file
+        raise ValueError(f"{what}: count {value} is too large (over 2**63 - 1)")
     return int(value)
 
 

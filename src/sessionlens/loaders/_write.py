@@ -18,7 +18,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-__all__ = ["merge_rows", "touched_trace_ids", "write_errors"]
+__all__ = ["attach_orphans", "merge_rows", "touched_trace_ids", "write_errors"]
 
 _TYPES: dict[str, pa.DataType] = {
     "TEXT": pa.string(),
@@ -131,19 +131,48 @@ def merge_rows(
     return int(result[0]) if result else 0
 
 
+def attach_orphans(con: duckdb.DuckDBPyConnection, source_file: str) -> int:
+    """Give every staged observation whose trace exists nowhere a placeholder trace.
+
+    Readers emit placeholders for observation-only exports; this is the net under all of
+    them, so that no format (a nested observation naming another trace, a trace record that
+    was rejected while its observations were fine) can leave an observation without a trace.
+    Returns the number of placeholders added.
+    """
+    exists = con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE temporary AND table_name = ?",
+        ["_stage_observations"],
+    ).fetchone()
+    if not exists or not exists[0]:
+        return 0
+    row = con.execute(
+        "INSERT INTO traces (trace_id, is_stub, source_format, source_file, loaded_at) "
+        "SELECT trace_id, TRUE, any_value(source_format), ?, now()::TIMESTAMP "
+        "FROM _stage_observations s "
+        "WHERE NOT EXISTS (SELECT 1 FROM traces t WHERE t.trace_id = s.trace_id) "
+        "GROUP BY trace_id",
+        [source_file],
+    ).fetchone()
+    return int(row[0]) if row else 0
+
+
 def touched_trace_ids(con: duckdb.DuckDBPyConnection) -> None:
-    """Collect the trace ids of the staged batch into temp table ``_touched_traces``."""
-    con.execute("DROP TABLE IF EXISTS _touched_traces")
-    parts = []
+    """Add the trace ids of the staged batch to temp table ``_touched_traces``.
+
+    A file is written in batches (``loaders.write_stream``); the table collects every
+    batch's ids until :func:`drop_stages` with ``touched=True``.
+    """
+    con.execute("CREATE TEMP TABLE IF NOT EXISTS _touched_traces (trace_id TEXT)")
     for table in ("traces", "observations"):
         stage = f"_stage_{table}"
         exists = con.execute(
             "SELECT count(*) FROM duckdb_tables() WHERE temporary AND table_name = ?", [stage]
         ).fetchone()
         if exists and exists[0]:
-            parts.append(f"SELECT trace_id FROM {stage}")
-    body = " UNION ".join(parts) if parts else "SELECT NULL::TEXT AS trace_id WHERE false"
-    con.execute(f"CREATE TEMP TABLE _touched_traces AS {body}")
+            con.execute(
+                f"INSERT INTO _touched_traces SELECT DISTINCT trace_id FROM {stage} "
+                "EXCEPT SELECT trace_id FROM _touched_traces"
+            )
 
 
 def fill_trace_times(con: duckdb.DuckDBPyConnection) -> None:
@@ -172,10 +201,12 @@ def fill_trace_times(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
-def drop_stages(con: duckdb.DuckDBPyConnection) -> None:
-    """Remove the temporary staging tables of a batch."""
-    for table in ("_stage_traces", "_stage_observations", "_stage_scores", "_touched_traces"):
+def drop_stages(con: duckdb.DuckDBPyConnection, *, touched: bool = True) -> None:
+    """Remove the temporary staging tables of a batch (and the touched ids, unless told)."""
+    for table in ("_stage_traces", "_stage_observations", "_stage_scores"):
         con.execute(f"DROP TABLE IF EXISTS {table}")
+    if touched:
+        con.execute("DROP TABLE IF EXISTS _touched_traces")
 
 
 def write_errors(

@@ -11,8 +11,9 @@ import csv
 import glob
 import gzip
 import io
+import itertools
 import json
-import sys
+import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,14 @@ import pyarrow.parquet as pq
 
 from ..errors import InputNotFoundError, TraceFormatError, UnknownFormatError
 from . import langfuse
+from ._limits import (
+    DEFAULT_MAX_RECORD_BYTES,
+    bounded_lines,
+    bounded_text,
+    parquet_rows,
+    read_at_most,
+    too_large,
+)
 
 __all__ = ["FORMATS", "READERS", "Reader", "SourceFile", "detect", "expand_paths", "read_items"]
 
@@ -69,6 +78,8 @@ def register(reader: Reader) -> Reader:
     return reader
 
 
+_SNIFF_RECORDS = 100  # records detection reads past unreadable ones before giving up
+_SNIFF_HEADS = 5  # readable records a format reader is shown
 _TOO_DEEP = "JSON nested too deeply to read (over about 1000 levels)"
 _SUFFIXES = (".json", ".jsonl", ".ndjson", ".csv", ".parquet")
 _BLOB_TABLES = ("traces", "observations", "observations_v2", "scores")
@@ -76,11 +87,13 @@ _BLOB_TABLES = ("traces", "observations", "observations_v2", "scores")
 
 @dataclass(frozen=True)
 class SourceFile:
-    """One input file: its path, container (json, jsonl, csv, parquet) and gzip flag."""
+    """One input file: its path, container (json, jsonl, csv, parquet), gzip flag and limit."""
 
     path: Path
     container: str
     gzipped: bool
+    #: Records (lines, CSV lines, Parquet rows, JSON documents) over this size are rejected.
+    max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES
 
     @property
     def table_hint(self) -> str | None:
@@ -143,8 +156,11 @@ def expand_paths(paths: Sequence[str | Path]) -> list[SourceFile]:
     return sorted(found.values(), key=lambda s: (rank.get(s.table_hint or "", 0), str(s.path)))
 
 
-def _open_text(src: SourceFile) -> IO[str]:
-    return io.TextIOWrapper(_open_bytes(src), encoding="utf-8", newline="")
+def _open_text(src: SourceFile, errors: str = "strict") -> IO[str]:
+    return io.TextIOWrapper(_open_bytes(src), encoding="utf-8", errors=errors, newline="")
+
+
+_BAD_BYTE = re.compile("[\udc80-\udcff]")  # what surrogateescape makes of invalid UTF-8
 
 
 def _open_bytes(src: SourceFile) -> IO[bytes]:
@@ -154,13 +170,21 @@ def _open_bytes(src: SourceFile) -> IO[bytes]:
 
 
 def _load_document(src: SourceFile) -> Any:
+    # ``json`` parses a document whole: one over the limit is refused before it is read.
+    limit = src.max_record_bytes
+    size = src.path.stat().st_size if not src.gzipped else None
     try:
-        with _open_text(src) as handle:
-            text = handle.read()
-    except UnicodeDecodeError as exc:
-        raise TraceFormatError(str(src.path), f"byte {exc.start}", "invalid UTF-8") from exc
+        data = None if size is not None and size > limit else _read_at_most(src, limit)
     except (OSError, EOFError) as exc:
         raise TraceFormatError(str(src.path), "file", f"cannot read: {exc}") from exc
+    if data is None:
+        shown = size if size is not None else f"more than {limit}"
+        reason = too_large("JSON document", shown, limit) + ", or export it as JSON lines"
+        raise TraceFormatError(str(src.path), "file", reason)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise TraceFormatError(str(src.path), f"byte {exc.start}", "invalid UTF-8") from exc
     if not text.strip():
         return None
     try:
@@ -173,6 +197,11 @@ def _load_document(src: SourceFile) -> Any:
         raise TraceFormatError(str(src.path), "file", _TOO_DEEP) from exc
 
 
+def _read_at_most(src: SourceFile, limit: int) -> bytes | None:
+    with _open_bytes(src) as raw:
+        return read_at_most(raw, limit)
+
+
 def detect(src: SourceFile, doc: Any = None) -> str:
     """Name the format of a file from its container and (for JSON) its parsed content.
 
@@ -181,9 +210,12 @@ def detect(src: SourceFile, doc: Any = None) -> str:
     UnknownFormatError
         The content matches no supported format; the message lists them.
     """
-    head = doc if src.container == "json" else _first_record(src)
+    heads = [doc] if src.container == "json" else _head_records(src)
+    head = heads[0] if heads else None
     for reader in READERS.values():
-        if head is not None and reader.sniff(src, head):
+        # Any of the first few records: one record missing a field its format usually has
+        # (a planner session without tool calls) must not hide the format of the file.
+        if any(h is not None and reader.sniff(src, h) for h in heads):
             return reader.name
     if src.container in ("csv", "parquet"):
         return "langfuse-blob"
@@ -228,33 +260,36 @@ def _api_version(page: Mapping[str, Any]) -> str:
     return "langfuse-api-v2"
 
 
-def _first_jsonl(src: SourceFile) -> Any:
-    try:
-        with _open_text(src) as handle:
-            for line in handle:
-                if line.strip():
-                    return json.loads(line)
-    except (ValueError, OSError, EOFError, RecursionError):
-        return None  # reading reports the error with its line
-    return None
-
-
-def _first_record(src: SourceFile) -> Any:
-    if src.container == "jsonl":
-        return _first_jsonl(src)
-    try:
+def _head_records(src: SourceFile) -> list[Any]:
+    # Detection looks at the first records that read: one bad first line (truncated, too
+    # large, nested too deeply) must not make the rest of the file look like another format.
+    rows = _jsonl_rows(src) if src.container == "jsonl" else None
+    if rows is None:
         rows = _csv_rows(src) if src.container == "csv" else _parquet_rows(src)
-        for _, row in rows:
-            return None if isinstance(row, ValueError) else row
+    heads: list[Any] = []
+    try:
+        for _, row in itertools.islice(rows, _SNIFF_RECORDS):
+            if not isinstance(row, ValueError):
+                heads.append(row)
+                if len(heads) == _SNIFF_HEADS:
+                    break
     except TraceFormatError:
-        return None  # reading reports the error
-    return None
+        pass  # reading reports the error
+    finally:
+        rows.close()  # type: ignore[attr-defined]  # a generator: closes its file now
+    return heads
 
 
 def _jsonl_rows(src: SourceFile) -> Iterator[tuple[str, Any]]:
     with _open_bytes(src) as raw:
         try:
-            for number, line in enumerate(raw, start=1):
+            for number, line in bounded_lines(raw, src.max_record_bytes):
+                if isinstance(line, int):
+                    yield (
+                        f"line {number}",
+                        ValueError(too_large("record", line, src.max_record_bytes)),
+                    )
+                    continue
                 if not line.strip():
                     continue
                 try:
@@ -270,21 +305,34 @@ def _jsonl_rows(src: SourceFile) -> Iterator[tuple[str, Any]]:
 
 
 def _csv_rows(src: SourceFile) -> Iterator[tuple[str, Any]]:
-    csv.field_size_limit(sys.maxsize)
+    limit = src.max_record_bytes
+    csv.field_size_limit(limit)  # a quoted field may span lines: bounded here, not by them
+    reader = None
     try:
-        with _open_text(src) as handle:
-            reader = csv.DictReader(handle)
+        # Invalid bytes are kept as escapes and reported per row, not for the whole file.
+        with _open_text(src, errors="surrogateescape") as handle:
+            reader = csv.DictReader(bounded_text(handle, str(src.path), limit))
+            if any(_BAD_BYTE.search(name) for name in reader.fieldnames or ()):
+                raise TraceFormatError(str(src.path), "line 1", "invalid UTF-8 in the header row")
             start = 2
             for row in reader:
                 if None in row:
                     yield f"line {start}", ValueError("more fields than the header has")
+                elif any(isinstance(v, str) and _BAD_BYTE.search(v) for v in row.values()):
+                    yield f"line {start}", ValueError("invalid UTF-8")
                 else:
                     # CSV has no NULL: an empty field is one, and nested values are JSON text.
                     yield f"line {start}", {k: (v if v != "" else None) for k, v in row.items()}
                 start = reader.line_num + 1
     except UnicodeDecodeError as exc:
         raise TraceFormatError(str(src.path), "file", "invalid UTF-8") from exc
-    except (OSError, EOFError, csv.Error) as exc:
+    except csv.Error as exc:
+        line = f"line {reader.line_num}" if reader is not None else "file"
+        if "field larger than field limit" in str(exc):
+            reason = too_large("CSV field", f"more than {limit}", limit)
+            raise TraceFormatError(str(src.path), line, reason) from exc
+        raise TraceFormatError(str(src.path), line, f"cannot read CSV: {exc}") from exc
+    except (OSError, EOFError) as exc:
         raise TraceFormatError(str(src.path), "file", f"cannot read CSV: {exc}") from exc
 
 
@@ -293,11 +341,7 @@ def _parquet_rows(src: SourceFile) -> Iterator[tuple[str, Any]]:
         parquet = pq.ParquetFile(src.path)
     except Exception as exc:  # pyarrow raises several types for a damaged file
         raise TraceFormatError(str(src.path), "file", f"cannot read Parquet: {exc}") from exc
-    position = 0
-    for batch in parquet.iter_batches(batch_size=4096):
-        for row in batch.to_pylist(maps_as_pydicts="strict"):
-            position += 1
-            yield f"row {position}", row
+    yield from parquet_rows(parquet, src.max_record_bytes)
 
 
 def read_items(src: SourceFile, fmt: str = "auto") -> tuple[str, Iterator[langfuse.Item]]:

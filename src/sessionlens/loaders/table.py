@@ -32,8 +32,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..errors import ConfigError, InputNotFoundError
+from ..errors import ConfigError, InputNotFoundError, TraceFormatError
 from . import FileResult, LoadResult, map_items, write_file
+from ._limits import DEFAULT_MAX_RECORD_BYTES, check_limit
 from ._normalize import (
     InternalRules,
     decode_json,
@@ -43,7 +44,7 @@ from ._normalize import (
     to_int,
 )
 from ._rows import observation_row, payload, text, trace_record
-from .files import SourceFile, _csv_rows, _open_text, _parquet_rows
+from .files import SourceFile, _csv_rows, _open_bytes, _parquet_rows
 from .langfuse import OBSERVATION_TYPES, Item
 
 __all__ = ["COLUMNS", "REQUIRED", "load_table"]
@@ -78,7 +79,7 @@ def _py(value: Any) -> Any:
     return item() if callable(item) and not isinstance(value, (str, bytes)) else value
 
 
-def _open(data: Any) -> tuple[list[str], Iterator[tuple[str, Any]], str]:
+def _open(data: Any, limit: int) -> tuple[list[str], Iterator[tuple[str, Any]], str]:
     """Column names, ``(locator, row)`` pairs and a default source name for ``data``."""
     if isinstance(data, pd.DataFrame):
         columns = [str(c) for c in data.columns]
@@ -99,16 +100,26 @@ def _open(data: Any) -> tuple[list[str], Iterator[tuple[str, Any]], str]:
         if not path.is_file():
             raise InputNotFoundError(str(path))
         name = path.name.lower().removesuffix(".gz")
-        src = SourceFile(path, name.rsplit(".", 1)[-1], path.name.lower().endswith(".gz"))
+        gzipped = path.name.lower().endswith(".gz")
+        src = SourceFile(path, name.rsplit(".", 1)[-1], gzipped, max_record_bytes=limit)
         if src.container == "parquet":
             try:
                 columns = list(pq.ParquetFile(path).schema_arrow.names)
-            except Exception:  # a damaged file: reading reports it with its path
-                columns = []
+            except Exception as exc:  # pyarrow raises several types for a damaged file
+                raise TraceFormatError(str(path), "file", f"cannot read Parquet: {exc}") from exc
             return columns, _parquet_rows(src), str(path)
         if src.container == "csv":
-            with _open_text(src) as handle:
-                header = next(csv.reader(handle), [])
+            try:
+                # Only the header line: a bad byte further down is that row's problem.
+                with _open_bytes(src) as handle:
+                    first = handle.readline(limit + 1).decode("utf-8")
+                header = next(csv.reader([first]), [])
+            except UnicodeDecodeError as exc:
+                raise TraceFormatError(
+                    str(path), "line 1", "invalid UTF-8 in the header row"
+                ) from exc
+            except (OSError, EOFError, csv.Error) as exc:
+                raise TraceFormatError(str(path), "line 1", f"cannot read CSV: {exc}") from exc
             return header, _csv_rows(src), str(path)
     raise ConfigError(
         "data",
@@ -117,7 +128,7 @@ def _open(data: Any) -> tuple[list[str], Iterator[tuple[str, Any]], str]:
     )
 
 
-def _check_mapping(mapping: Any, columns: list[str]) -> dict[str, str]:
+def _check_mapping(mapping: Any, columns: list[str], source: str) -> dict[str, str]:
     if not isinstance(mapping, Mapping) or not all(
         isinstance(k, str) and isinstance(v, str) for k, v in mapping.items()
     ):
@@ -140,7 +151,7 @@ def _check_mapping(mapping: Any, columns: list[str]) -> dict[str, str]:
         if column not in columns:
             raise ConfigError(
                 "mapping",
-                f"{name!r} maps to column {column!r}, which the table does not have; it has: {has}",
+                f"{name!r} maps to column {column!r}, which {source} does not have; it has: {has}",
             )
     return dict(mapping)
 
@@ -273,6 +284,7 @@ def load_table(
     source: str | None = None,
     strict: bool = False,
     internal: InternalRules | None = None,
+    max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
 ) -> LoadResult:
     """Load a table of spans into the canonical tables, in one transaction.
 
@@ -293,6 +305,8 @@ def load_table(
         Default: load the good rows and record each bad one in ``load_errors``.
     internal : InternalRules, optional
         Extra rules that flag traces as internal.
+    max_record_bytes : int
+        Largest row (CSV line or field, Parquet row) of a file accepted; as in ``load``.
 
     Returns
     -------
@@ -321,9 +335,18 @@ def load_table(
     >>> con.sql("SELECT name FROM traces").fetchall()
     [('agent',)]
     """
-    columns, rows, default_source = _open(data)
-    checked = _check_mapping(mapping, columns)
+    empty: dict[str, list[dict[str, Any]]] = {"traces": [], "observations": [], "scores": []}
+    try:
+        columns, rows, default_source = _open(data, check_limit(max_record_bytes))
+    except TraceFormatError as exc:
+        if strict:
+            raise
+        # Not even the header is readable: one load_errors row, as ``load`` records it.
+        return _finish(con, source or exc.path, empty, [(exc.locator, exc.reason, "")])
     path = source or default_source
+    checked = _check_mapping(
+        mapping, columns, path if isinstance(data, (str, Path)) else "the table"
+    )
     raw: dict[str, Any] = {}
 
     def remember(pairs: Iterator[tuple[str, Any]]) -> Iterator[tuple[str, Any]]:
@@ -331,18 +354,33 @@ def load_table(
             raw[where] = record
             yield where, record
 
-    mapped, rejected = map_items(
-        path,
-        FORMAT,
-        _items(remember(rows), checked),
-        rules=internal or InternalRules(),
-        strict=strict,
-    )
+    try:
+        mapped, rejected = map_items(
+            path,
+            FORMAT,
+            _items(remember(rows), checked),
+            rules=internal or InternalRules(),
+            strict=strict,
+        )
+    except TraceFormatError as exc:
+        if strict:
+            raise
+        # The file broke off part-way (damaged gzip, an unclosed CSV quote): nothing of it.
+        return _finish(con, path, empty, [(exc.locator, exc.reason, "")])
     # ``map_items`` gives rows rejected before mapping an empty excerpt: show the raw row.
     rejected = [
         (where, reason, _excerpt(raw.get(where)) if excerpt in ("", "''") else excerpt)
         for where, reason, excerpt in rejected
     ]
+    return _finish(con, path, mapped, rejected)
+
+
+def _finish(
+    con: duckdb.DuckDBPyConnection,
+    path: str,
+    mapped: dict[str, list[dict[str, Any]]],
+    rejected: list[tuple[str, str, str]],
+) -> LoadResult:
     result = LoadResult(files=[FileResult(path, FORMAT, rejected=len(rejected))])
     write_file(con, path, mapped, rejected, result.files[0])
     totals = con.execute(
