@@ -11,6 +11,7 @@ Java is missing; CI has both.
 
 from __future__ import annotations
 
+import json
 import math
 import shutil
 from collections.abc import Iterator
@@ -93,6 +94,9 @@ def _assert_same(left: list[dict[str, Any]], right: list[dict[str, Any]]) -> Non
         for k in a:
             if isinstance(a[k], float) and isinstance(b[k], float):
                 assert a[k] == pytest.approx(b[k], rel=1e-9, abs=1e-9), k
+            elif isinstance(a[k], str) and isinstance(b[k], (dict, list)):
+                # A JSON column comes back parsed from DuckDB and as its text from Spark.
+                assert json.loads(a[k]) == b[k], (k, a.get("session_id"))
             else:
                 assert a[k] == b[k], (k, a.get("session_id"), a[k], b[k])
 

@@ -66,8 +66,9 @@ def _tag_sessions(store: SparkStore) -> None:
     tags = store.dataframe(session_tags(store)).select("session_id", "session_tag")
     raw = store.read("sessions").drop("session_tag")
     names = _spark_schema("sessions").names
-    tagged = raw.join(tags, "session_id", "left").select(*names).persist()
-    tagged.count()
+    # A checkpoint, not a cache: a cached frame keeps its plan, and every analysis that reads
+    # ``sessions`` would plan the tag computation again.
+    tagged = raw.join(tags, "session_id", "left").select(*names).localCheckpoint(eager=True)
     tagged.createOrReplaceTempView("sessions")
 
 
@@ -209,14 +210,14 @@ def analyze_spark(
     _tag_sessions(store)
     config = _config_fingerprint(store, config_parts)
     fps = store.dataframe(session_fingerprints(store, include_internal=include_internal))
-    fps = fps.persist()
+    # Checkpoints cut the plans the later steps would otherwise plan again under every read.
+    fps = fps.localCheckpoint(eager=True)
     result = AnalyzeResult(sessions=fps.count())
     todo, result.removed = _todo(store, fps, config=config, force=force)
-    todo = todo.persist()
+    todo = todo.localCheckpoint(eager=True)
     result.recomputed = todo.count()
     result.skipped = result.sessions - result.recomputed
     kept, moved = _kept(store, fps, todo)
-    cached: list[Any] = [fps, todo]
     try:
         if result.recomputed or result.removed or moved:
             parts = [kept]
@@ -225,10 +226,9 @@ def analyze_spark(
                     _analyse_batches, classify=classify, flows=flows, region=region
                 )
                 py = _evidence(store, todo).mapInArrow(task, from_arrow_schema(_PY_SCHEMA))
-                # Persisted: the frame reads it several times; the pass must run once.
-                py = py.persist()
-                cached.append(py)
-                py.count()
+                # Checkpointed: the frame reads it several times; the pass must run once, and
+                # its plan (evidence, tags) must not be planned again under every read.
+                py = py.localCheckpoint(eager=True)
                 py.createOrReplaceTempView("_sl_py")
                 frame = session_frame(
                     store,
@@ -242,8 +242,6 @@ def analyze_spark(
             table = functools.reduce(lambda a, b: a.unionByName(b), parts)
             store.replace("session_analysis", table, partition_by_date="start_time")
     finally:
-        for df in cached:
-            df.unpersist()
         store.session.catalog.dropTempView("_sl_py")
     sa = store.session.table("session_analysis")
     result.statuses = {
