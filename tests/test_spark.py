@@ -121,6 +121,9 @@ def test_cross_session_analyses_match(engines: dict[str, Any], name: str) -> Non
     want = fn(engines["duck"], **CROSS[name]).to_pandas()
     got = fn(engines["spark"], **CROSS[name]).to_pandas()
     assert list(got.columns) == list(want.columns)
+    # find_sessions returns whole session_analysis rows: bookkeeping differs by design.
+    keep = [c for c in want.columns if c not in BOOKKEEPING]
+    want, got = want[keep], got[keep]
     assert len(want) > 0
     _assert_same(_rows(got), _rows(want))
 
