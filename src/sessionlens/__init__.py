@@ -49,7 +49,9 @@ from .errors import (
 )
 from .loaders import FORMATS, InternalRules, LoadResult, load, load_spans_dataframe
 from .loaders.table import load_table
+from .parquet import convert, export_parquet
 from .report import ReportResult, export_report
+from .spark import SparkStore, connect_spark
 from .store import connect
 
 __version__ = "0.1.0"
@@ -76,6 +78,7 @@ __all__ = [
     "SchemaVersionError",
     "SessionEvidence",
     "SessionlensError",
+    "SparkStore",
     "TraceFormatError",
     "UnknownFormatError",
     "__version__",
@@ -85,10 +88,13 @@ __all__ = [
     "classify",
     "completion_by_intent",
     "connect",
+    "connect_spark",
+    "convert",
     "cost_by",
     "datasets",
     "dropoff_funnel",
     "ensure_model_prices",
+    "export_parquet",
     "export_report",
     "extract_booking_details",
     "find_sessions",

@@ -20,6 +20,10 @@ On DuckDB the run's intermediate tables stay in the database (:mod:`._analyze_st
 Python pass streams record batches into a temporary table and the frame is inserted from
 SQL, so memory does not grow with the number of sessions. Session tags are recounted only for
 the users whose sessions changed (a tag depends on its user's sessions alone).
+
+A Spark handle (:func:`sessionlens.connect_spark`) is handed to
+:func:`sessionlens._spark_cache.analyze_spark` before any of this: the same Ibis analyses and
+:func:`python_row`, with Parquet in and out instead of the staged DuckDB tables.
 """
 
 from __future__ import annotations
@@ -41,7 +45,7 @@ from . import _analyze_stage as stage
 from ._config import config_fingerprint_text
 from .analysis._ibis import backend
 from .analysis.details import extract_booking_details
-from .analysis.evidence import iter_evidence
+from .analysis.evidence import SessionEvidence, iter_evidence
 from .analysis.flows import DEFAULT_FLOWS, Flow, load_flows
 from .analysis.goals import evaluate_goals
 from .analysis.intent import DEFAULT_TAXONOMY, RuleClassifier, as_classifier, load_taxonomy
@@ -50,7 +54,7 @@ from .analysis.session_frame import session_fingerprints, session_frame
 from .analysis.tags import assign_session_tags
 from .errors import ConfigError
 
-__all__ = ["ANALYZER_VERSION", "AnalyzeResult", "analyze_sessions", "prune"]
+__all__ = ["ANALYZER_VERSION", "AnalyzeResult", "analyze_sessions", "prune", "python_row"]
 
 #: Bump when a change to the analyses changes their output; cached rows are then recomputed.
 ANALYZER_VERSION = "1"
@@ -92,9 +96,37 @@ def _classifier_identity(classifier: Callable[..., Any] | None, taxonomy: Any) -
     return {"classifier": f"{getattr(target, '__module__', '')}.{name}"}
 
 
-def _config_fingerprint(con: duckdb.DuckDBPyConnection, parts: Mapping[str, Any]) -> str:
+def _config_fingerprint(con: Any, parts: Mapping[str, Any]) -> str:
     text = config_fingerprint_text({**parts, "prices": prices_fingerprint(con)})
     return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def python_row(
+    ev: SessionEvidence,
+    *,
+    classify: Callable[[Any], Any],
+    flows: Mapping[str, Flow],
+    region: str,
+) -> dict[str, Any]:
+    """The Python pass over one session (intent, details, goals): a row of ``_PY_SCHEMA``.
+
+    Shared by the DuckDB pass below and the Spark executors (``sessionlens._spark_cache``).
+    """
+    result = classify(ev)
+    details = extract_booking_details(ev, region=region)
+    flow = flows.get(result.type)
+    goals = evaluate_goals(flow, ev, details)
+    return {
+        "session_id": ev.session_id,
+        "intent": result.type,
+        "confidence": result.confidence,
+        "summary": result.summary,
+        "booking_details_json": json.dumps(details, sort_keys=True, default=str),
+        "expected_flow_json": json.dumps(list(flow.steps)) if flow else None,
+        "goals_json": json.dumps(goals),
+        "goal_completion": goals["completion"],
+        "goal_success": goals["success"],
+    }
 
 
 def _python_batches(
@@ -112,21 +144,7 @@ def _python_batches(
     cols: dict[str, list[Any]] = {name: [] for name in _PY_SCHEMA.names}
     bar = tqdm(total=len(ids), desc="analysing", unit="session", disable=_disable(progress))
     for ev in iter_evidence(con, ids, batch_size=batch_size):
-        result = classify(ev)
-        details = extract_booking_details(ev, region=region)
-        flow = flows.get(result.type)
-        goals = evaluate_goals(flow, ev, details)
-        for name, value in (
-            ("session_id", ev.session_id),
-            ("intent", result.type),
-            ("confidence", result.confidence),
-            ("summary", result.summary),
-            ("booking_details_json", json.dumps(details, sort_keys=True, default=str)),
-            ("expected_flow_json", json.dumps(list(flow.steps)) if flow else None),
-            ("goals_json", json.dumps(goals)),
-            ("goal_completion", goals["completion"]),
-            ("goal_success", goals["success"]),
-        ):
+        for name, value in python_row(ev, classify=classify, flows=flows, region=region).items():
             cols[name].append(value)
         bar.update()
         if len(cols["session_id"]) >= batch_size:
@@ -183,7 +201,7 @@ _COLUMNS = [
 
 
 def analyze_sessions(
-    con: duckdb.DuckDBPyConnection,
+    con: Any,
     *,
     flows: Mapping[str, Any] | str | Path | None = None,
     intents: Mapping[str, Any] | str | Path | None = None,
@@ -201,8 +219,10 @@ def analyze_sessions(
 
     Parameters
     ----------
-    con : DuckDBPyConnection
-        A database from :func:`sessionlens.connect` with loaded traces.
+    con : DuckDBPyConnection or SparkStore
+        A database from :func:`sessionlens.connect` with loaded traces, or a Parquet root
+        from :func:`sessionlens.connect_spark` (``session_analysis`` is then written back as
+        Parquet; see ``docs/scale-out.md``).
     flows : dict, Flow mapping or path, optional
         Expected tool flows per intent (TOML/JSON/YAML file or dict; see
         :func:`sessionlens.analysis.flows.load_flows`). Default: the dental agent's flows.
@@ -260,22 +280,38 @@ def analyze_sessions(
     taxonomy = load_taxonomy(intents) if intents is not None else DEFAULT_TAXONOMY
     classify = as_classifier(classifier) if classifier is not None else RuleClassifier(taxonomy)
     now = as_of or datetime.now(UTC).replace(tzinfo=None)
+    parts = {
+        "flows": {k: asdict(v) for k, v in sorted(flow_map.items())},
+        "intent": _classifier_identity(classifier, taxonomy),
+        "region": region,
+        "inactivity": inactivity.total_seconds(),
+        "include_internal": include_internal,
+    }
+    if getattr(con, "ibis_backend", None) is not None:
+        # A Spark handle (sessionlens.connect_spark): the same analyses, Parquet in and out.
+        from ._spark_cache import analyze_spark
+
+        return analyze_spark(
+            con,
+            classify=classify,
+            flows=flow_map,
+            config_parts=parts,
+            prices=prices,
+            langfuse_prices=langfuse_prices,
+            force=force,
+            include_internal=include_internal,
+            region=region,
+            inactivity=inactivity,
+            as_of=now,
+            started=started,
+        )
     # One Ibis backend for the whole run: creating one per call costs more than small runs.
     db = backend(con)
     if prices is not None or langfuse_prices is not None:
         build_model_prices(con, user=prices, langfuse=langfuse_prices)
     else:
         ensure_model_prices(con)
-    config = _config_fingerprint(
-        con,
-        {
-            "flows": {k: asdict(v) for k, v in sorted(flow_map.items())},
-            "intent": _classifier_identity(classifier, taxonomy),
-            "region": region,
-            "inactivity": inactivity.total_seconds(),
-            "include_internal": include_internal,
-        },
-    )
+    config = _config_fingerprint(con, parts)
     con.begin()
     try:
         fps = session_fingerprints(db, include_internal=include_internal)

@@ -1,4 +1,5 @@
-"""The ``sessionlens`` command line: ``load``, ``analyze``, ``report``, ``redact`` and ``demo``.
+"""The ``sessionlens`` command line: ``load``, ``analyze``, ``convert``, ``report``, ``redact``
+and ``demo``.
 
 The only place that prints. Every ``SessionlensError`` becomes one line ``error: ...`` on
 stderr and exit code 1; anything else is a bug and keeps its traceback.
@@ -159,6 +160,19 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
         print(_analysis_summary(result, args.db))
     finally:
         con.close()
+    return 0
+
+
+def _cmd_convert(args: argparse.Namespace) -> int:
+    from .parquet import convert
+
+    results = convert(
+        args.paths, out=args.out, workers=args.workers, format=args.format, strict=args.strict
+    )
+    for r in results:
+        rows = ", ".join(f"{t} {n}" for t, n in r.rows.items() if n)
+        print(f"{r.path} -> part-{r.part}: {rows or 'nothing'}")
+    print(f"converted {len(results)} unit(s) into {args.out}")
     return 0
 
 
@@ -337,6 +351,22 @@ def _parser() -> argparse.ArgumentParser:
         help="progress bar (default: when interactive)",
     )
     p_an.set_defaults(run=_cmd_analyze)
+
+    p_conv = verbs.add_parser(
+        "convert",
+        help="convert exports into a date-partitioned Parquet root (for Spark)",
+        description="Convert each PATH (a file, or a directory loaded as one unit) into "
+        "canonical tables under ROOT/<table>/date=YYYY-MM-DD/part-<hash>.parquet, units in "
+        "parallel processes. A session must not straddle units. See docs/scale-out.md.",
+    )
+    p_conv.add_argument("paths", nargs="+", metavar="PATH", help="file or directory (one unit)")
+    p_conv.add_argument("--out", required=True, metavar="ROOT", help="Parquet root directory")
+    p_conv.add_argument(
+        "--workers", type=int, default=None, help="parallel processes (default: CPU count)"
+    )
+    p_conv.add_argument("--format", default="auto", choices=["auto", *FORMATS])
+    p_conv.add_argument("--strict", action="store_true", help="fail on the first bad record")
+    p_conv.set_defaults(run=_cmd_convert)
 
     p_rep = verbs.add_parser(
         "report",

@@ -34,6 +34,8 @@ from typing import Any
 import ibis
 import ibis.expr.types as ir
 
+from ._ibis import checkpoint
+
 #: How far below a roll-up its usage-carrying descendant may be.
 MAX_DEPTH = 8
 PROVIDER_ALIASES = {
@@ -120,8 +122,9 @@ def drop_rollups(usage: ir.Table, links: ir.Table) -> ir.Table:
     levels = [level]
     for _ in range(MAX_DEPTH - 1):
         step = level.join(links, level.ancestor == links.observation_id)
-        level = step.select(ancestor=step.parent_observation_id).filter(
-            lambda t: t.ancestor.notnull()
+        # Each level feeds the next and the union: cut the plan on Spark (no-op on DuckDB).
+        level = checkpoint(
+            step.select(ancestor=step.parent_observation_id).filter(lambda t: t.ancestor.notnull())
         )
         levels.append(level)
     ancestors = ibis.union(*levels, distinct=True)

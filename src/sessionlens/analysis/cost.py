@@ -24,7 +24,7 @@ import ibis.expr.types as ir
 
 from ..errors import ConfigError
 from . import _cost_match as m
-from ._ibis import backend
+from ._ibis import backend, checkpoint
 
 __all__ = [
     "DIMENSIONS",
@@ -126,6 +126,8 @@ def observation_costs(
     if not include_internal:
         scope = scope.filter(~scope.is_internal)
     obs = b.table("observations")
+    # Read four times below (links, usage, price pairs, the price join): computed once on
+    # Spark, where a repeated sub-query is planned and run again (no-op on DuckDB).
     obs = obs.join(scope, "trace_id").select(
         "observation_id",
         "trace_id",
@@ -141,6 +143,7 @@ def observation_costs(
         *m.TOKENS,
         "reported_cost_usd",
     )
+    obs = checkpoint(obs)
     links = obs.select("observation_id", "parent_observation_id")
     counted = m.drop_rollups(obs.filter(m.carries_usage(obs)), links)
     priced = m.pick_prices(counted.drop("parent_observation_id"), b.table("model_prices"))
@@ -158,7 +161,8 @@ def observation_costs(
     out = out.mutate(day=out.start_time.date(), _cost=cost, _source=source).rename(
         cost_usd="_cost", cost_source="_source"
     )
-    return out.select(*_OBSERVATION_COLUMNS)
+    # Callers split it (agent and internal spend): the same cut on Spark.
+    return checkpoint(out.select(*_OBSERVATION_COLUMNS))
 
 
 def _sorted_models(model: ir.StringColumn, where: ir.BooleanValue | None = None) -> ir.ArrayValue:

@@ -9,14 +9,14 @@ the derived ``conversation_turns`` and ``tool_calls`` tables in batches, so a cu
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import duckdb
 
-__all__ = ["SessionEvidence", "ToolCall", "Turn", "iter_evidence"]
+__all__ = ["SessionEvidence", "ToolCall", "Turn", "evidence_from_row", "iter_evidence"]
 
 
 @dataclass(frozen=True)
@@ -105,25 +105,42 @@ def iter_evidence(
         }
         for sid in batch:
             row = found.get(sid)
-            if row is None:
-                yield SessionEvidence(sid)
-                continue
-            yield SessionEvidence(
-                sid,
-                row["start_time"],
-                tuple(Turn(t["role"], t["content"], t["ts"]) for t in row["turns"] or ()),
-                tuple(
-                    ToolCall(
-                        c["name"],
-                        _decode(c["args"]),
-                        _decode(c["result"]),
-                        bool(c["is_error"]),
-                        c["t0"],
-                        c["t1"],
-                    )
-                    for c in row["calls"] or ()
-                ),
+            yield SessionEvidence(sid) if row is None else evidence_from_row(row)
+
+
+def evidence_from_row(row: Mapping[str, Any]) -> SessionEvidence:
+    """One session's evidence from its row of ``_BATCH_QUERY``'s shape.
+
+    ``turns`` holds structs ``(role, content, ts)`` and ``calls`` structs ``(name, args,
+    result, is_error, t0, t1)``, both in session order; other fields are ignored. The Spark
+    executors (:mod:`sessionlens._spark_cache`) build rows of the same shape.
+
+    Examples
+    --------
+    >>> row = {"session_id": "s1", "start_time": None,
+    ...        "turns": [{"role": "user", "content": "hi", "ts": None}],
+    ...        "calls": [{"name": "lookup", "args": '{"q": 1}', "result": None,
+    ...                   "is_error": None, "t0": None, "t1": None}]}
+    >>> ev = evidence_from_row(row)
+    >>> ev.caller_text, ev.tool_calls[0].arguments, ev.tool_calls[0].is_error
+    ('hi', {'q': 1}, False)
+    """
+    return SessionEvidence(
+        row["session_id"],
+        row["start_time"],
+        tuple(Turn(t["role"], t["content"], t["ts"]) for t in row["turns"] or ()),
+        tuple(
+            ToolCall(
+                c["name"],
+                _decode(c["args"]),
+                _decode(c["result"]),
+                bool(c["is_error"]),
+                c["t0"],
+                c["t1"],
             )
+            for c in row["calls"] or ()
+        ),
+    )
 
 
 _BATCH_QUERY = """

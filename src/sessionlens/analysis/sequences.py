@@ -19,7 +19,7 @@ from typing import Any
 import ibis
 import ibis.expr.types as ir
 
-from ._ibis import backend
+from ._ibis import backend, checkpoint
 from .flows import DEFAULT_FLOWS, Flow, flow_steps_table
 
 __all__ = [
@@ -103,6 +103,8 @@ def flow_progress(
             reached_count=(pos.reached_count + pos.next_seq.notnull().cast("int64")),
             position=pos.next_seq.fill_null(pos.position).cast("int64"),
         )
+        # Each step reads the previous one twice; without this Spark's plan doubles per step.
+        pos = checkpoint(pos)
     out = pos.left_join(lengths, pos.intent == lengths.intent).drop("intent_right")
     drop = steps.select(drop_intent="intent", drop_index="step_index", drop_off_step="step")
     out = out.left_join(

@@ -72,7 +72,8 @@ def session_frame(
     structs the writer stores as ``tool_sequence_json``.
     """
     db = backend(con)
-    # An Ibis table keeps the Python pass's rows where they are (a DuckDB temp table).
+    # An Ibis table keeps the Python pass's rows where they are (a DuckDB temp table, or a
+    # Spark frame when the pass ran on the executors).
     todo = py if isinstance(py, ir.Table) else ibis.memtable(py)
     assign = todo.select("session_id", intent=todo.intent)
     prog = flow_progress(db, assignments=assign, flows=flows).drop("intent")
