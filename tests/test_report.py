@@ -288,3 +288,10 @@ def test_chart_svg_text_is_redacted_and_clean_svg_kept_byte_for_byte():
     assert "510" not in out and "Sarah" not in out
     assert out.count(r.phone_token("+15105550143")) == 1
     assert f"<text>{r.name_token('Sarah Chen')} &amp; co</text>" in out
+
+
+def test_manifest_flags_the_public_salt_however_it_was_given(world, tmp_path):
+    _, con, _ = world
+    for i, salt in enumerate((None, DEFAULT_SALT)):
+        result = sl.export_report(con, tmp_path / str(i), charts=False, salt=salt)
+        assert json.loads(result.manifest_path.read_text())["default_salt"] is True

@@ -176,6 +176,11 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     return 0
 
 
+def _salt(args: argparse.Namespace) -> str:
+    """``--salt``, else ``$SESSIONLENS_SALT``, else the public default salt."""
+    return str(args.salt or os.environ.get("SESSIONLENS_SALT") or DEFAULT_SALT)
+
+
 def _cmd_redact(args: argparse.Namespace) -> int:
     if not Path(args.db).is_file():
         raise InputNotFoundError(args.db)  # never create an empty database just to redact it
@@ -183,7 +188,7 @@ def _cmd_redact(args: argparse.Namespace) -> int:
     try:
         result = redact_database(
             con,
-            salt=args.salt or os.environ.get("SESSIONLENS_SALT") or DEFAULT_SALT,
+            salt=_salt(args),
             names=args.name,
         )
     finally:
@@ -219,7 +224,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
             con,
             args.out,
             redact=args.redact,
-            salt=args.salt or os.environ.get("SESSIONLENS_SALT") or None,
+            salt=_salt(args),
             charts=args.charts,
         )
         print(_report_summary(result))

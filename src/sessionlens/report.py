@@ -317,7 +317,7 @@ def export_report(
         "sessions": sessions,
         "redacted": redact,
         "salt_fingerprint": meta["salt_fingerprint"],
-        "default_salt": redact and salt is None,
+        "default_salt": redact and used_salt == DEFAULT_SALT,
         "files": {
             f"{stem}.parquet": {"rows": tables[stem].num_rows, "content": what}
             for stem, (what, _) in REPORT_TABLES.items()
