@@ -50,7 +50,7 @@ from .analysis.flows import DEFAULT_FLOWS, Flow, load_flows
 from .analysis.goals import evaluate_goals
 from .analysis.intent import DEFAULT_TAXONOMY, RuleClassifier, as_classifier, load_taxonomy
 from .analysis.prices import build_model_prices, ensure_model_prices, prices_fingerprint
-from .analysis.session_frame import session_fingerprints, session_frame
+from .analysis.session_frame import session_frame
 from .analysis.tags import assign_session_tags
 from .errors import ConfigError
 
@@ -314,8 +314,16 @@ def analyze_sessions(
     config = _config_fingerprint(con, parts)
     con.begin()
     try:
-        fps = session_fingerprints(db, include_internal=include_internal)
-        result = AnalyzeResult(sessions=stage.stage_fingerprints(db, fps))
+        # ``scoped`` reads slices of the tables when few sessions can have changed (the
+        # fingerprints and the frame read it; tags read whole users).
+        analysable, scoped = stage.stage_fingerprints(
+            db,
+            include_internal=include_internal,
+            version=ANALYZER_VERSION,
+            config=config,
+            force=force,
+        )
+        result = AnalyzeResult(sessions=analysable)
         ids, result.removed = stage.stage_todo(
             con, config=config, version=ANALYZER_VERSION, force=force
         )
@@ -329,9 +337,11 @@ def analyze_sessions(
                 con, ids, classify=classify, flows=flow_map, region=region, progress=progress
             )
             stage.stage_python_rows(con, _PY_SCHEMA, batches)
-            py = db.table("_sl_py", database=stage.TEMP)
-            frame = session_frame(db, py, flows=flow_map, as_of=now, inactivity=inactivity)
-            stage.write_rows(db, frame, columns=_COLUMNS, version=ANALYZER_VERSION, config=config)
+            py = scoped.table("_sl_py", database=stage.TEMP)
+            frame = session_frame(scoped, py, flows=flow_map, as_of=now, inactivity=inactivity)
+            stage.write_rows(
+                scoped, frame, columns=_COLUMNS, version=ANALYZER_VERSION, config=config
+            )
         # Tags of unchanged sessions can move when an earlier session arrives.
         con.execute(
             "UPDATE session_analysis a SET session_tag = s.session_tag FROM sessions s "

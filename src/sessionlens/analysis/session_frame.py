@@ -21,29 +21,59 @@ from .cost import session_costs
 from .flows import Flow
 from .sequences import flow_progress, tool_sequences
 
-__all__ = ["session_fingerprints", "session_frame"]
+__all__ = ["session_fingerprints", "session_frame", "trace_summaries"]
 
 
-def session_fingerprints(con: Any, *, include_internal: bool = False) -> ir.Table:
+def _trace_hashes(db: Any) -> ir.Table:
+    traces = db.table("traces")
+    return traces.select(
+        "trace_id", "session_id", h=traces.trace_id.concat(traces.row_hash.fill_null("")).hash()
+    )
+
+
+def _analysable(db: Any, include_internal: bool) -> ir.Table:
+    sessions = db.table("sessions")
+    if not include_internal:
+        sessions = sessions.filter(~sessions.is_internal)
+    return sessions.select("session_id")
+
+
+def trace_summaries(con: Any, *, include_internal: bool = False) -> ir.Table:
+    """Per analysable session, the trace part of its fingerprint: ``tn`` traces, ``tx`` their
+    hash (the first and third field of :func:`session_fingerprints`'s text).
+
+    Reads ``traces`` only (a tenth of the rows of ``observations``): the cache compares it with
+    the cached fingerprints to find the sessions whose traces changed, moved or vanished.
+    """
+    db = backend(con)
+    th = _trace_hashes(db)
+    per = th.group_by("session_id").aggregate(tx=th.h.bit_xor(), tn=th.count())
+    return _analysable(db, include_internal).join(per, "session_id")
+
+
+def session_fingerprints(
+    con: Any, *, include_internal: bool = False, sessions: ir.Table | None = None
+) -> ir.Table:
     """Per analysable session, a hash of its trace and observation rows (ids and content).
 
     XOR of per-row hashes makes it independent of row order, so every engine computes it
-    without ordered aggregation.
+    without ordered aggregation. The text is ``tn:n:tx:ox`` (traces, observations and their
+    hashes). ``sessions`` (a table with ``session_id``) limits it to those sessions, reading
+    only their traces' observations.
     """
     db = backend(con)
-    obs, traces, sessions = db.table("observations"), db.table("traces"), db.table("sessions")
+    obs = db.table("observations")
+    th = _trace_hashes(db)
+    if sessions is not None:
+        th = th.semi_join(sessions, "session_id")
+        obs = obs.semi_join(th, "trace_id")
     oh = obs.select("trace_id", h=obs.observation_id.concat(obs.row_hash.fill_null("")).hash())
     per_trace = oh.group_by("trace_id").aggregate(ox=oh.h.bit_xor(), on=oh.count())
-    th = traces.select(
-        "trace_id", "session_id", h=traces.trace_id.concat(traces.row_hash.fill_null("")).hash()
-    )
     j = th.left_join(per_trace, "trace_id")
     per = j.group_by("session_id").aggregate(
         tx=j.h.bit_xor(), ox=j.ox.bit_xor(), n=j.on.sum(), tn=j.count()
     )
-    if not include_internal:
-        sessions = sessions.filter(~sessions.is_internal)
-    s = sessions.select("session_id").join(per, "session_id")
+    s = _analysable(db, include_internal).join(per, "session_id")
     fp = (
         s.tn.cast("string")
         .concat(":", s.n.fill_null(0).cast("string"), ":", s.tx.cast("string"), ":")
