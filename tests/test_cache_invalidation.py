@@ -17,12 +17,16 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import pyarrow as pa
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import sessionlens as sl
 from sessionlens import _analyze_stage as stage
 from sessionlens import cache, datasets
 from sessionlens.analysis._ibis import backend
+from sessionlens.analysis.tags import assign_session_tags
 
 AS_OF = datetime(2027, 1, 1)
 _VOLATILE = {"analyzed_at", "created_at"}
@@ -246,3 +250,46 @@ def test_the_watermark_is_recorded_in_the_run_transaction(
     assert newest is not None
     assert state[stage._WATERMARK] == newest[0]
     assert json.loads(state[stage._COUNT]) == newest[1]
+
+
+@settings(
+    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(data=st.data())
+def test_tags_recounted_from_fresh_sessions_equal_the_full_count(
+    loaded: tuple[duckdb.DuckDBPyConnection, datasets.SyntheticDataset], data: st.DataObject
+) -> None:
+    """Unchanged sessions' models are read from their tags: the counters are still exact,
+    whichever sessions are fresh and whichever tags were lost."""
+    con, _ = loaded
+    expected = con.execute("SELECT session_id, session_tag FROM sessions ORDER BY 1").fetchall()
+    ids = [str(s) for s, _ in expected]
+    users = sorted({str(r[0]) for r in con.execute("SELECT user_id FROM sessions").fetchall()})
+    chosen = data.draw(st.lists(st.sampled_from(users), min_size=1, unique=True))
+    fresh = data.draw(st.lists(st.sampled_from(ids), unique=True))
+    lost = data.draw(st.lists(st.sampled_from(ids), unique=True))
+    mine = {
+        str(r[0])
+        for r in con.execute(
+            "SELECT session_id FROM sessions WHERE user_id IN (SELECT unnest(?::TEXT[]))",
+            [chosen],
+        ).fetchall()
+    }
+    # Fresh sessions may have any tag (their data changed); untagged ones are read anyway.
+    con.execute(
+        "UPDATE sessions SET session_tag = CASE WHEN session_id IN (SELECT unnest(?::TEXT[])) "
+        "THEN NULL ELSE 'chat_model_stale_99' END "
+        "WHERE session_id IN (SELECT unnest(?::TEXT[])) AND session_tag IS NOT NULL",
+        [lost, [s for s in fresh if s not in lost]],
+    )
+    con.register("_fresh", pa.table({"session_id": pa.array(fresh, pa.string())}))
+    try:
+        assign_session_tags(con, user_ids=chosen, fresh=backend(con).table("_fresh"))
+    finally:
+        con.unregister("_fresh")
+    after = dict(con.execute("SELECT session_id, session_tag FROM sessions").fetchall())
+    assert all(after[s] == t for s, t in expected if s in mine)
+    assign_session_tags(con)  # put back what other users' sessions lost
+    assert con.execute("SELECT session_id, session_tag FROM sessions ORDER BY 1").fetchall() == (
+        expected
+    )

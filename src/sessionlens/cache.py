@@ -329,9 +329,14 @@ def analyze_sessions(
         )
         # Tags first (the frame reads them); only users with a changed session can move.
         everyone = len(ids) == result.sessions
-        assign_session_tags(
-            con, user_ids=None if everyone else db.table("_sl_users", database=stage.TEMP)
-        )
+        if everyone:
+            assign_session_tags(con)
+        else:
+            assign_session_tags(
+                con,
+                user_ids=db.table("_sl_users", database=stage.TEMP),
+                fresh=db.table("_sl_todo", database=stage.TEMP),
+            )
         if ids:
             batches = _python_batches(
                 con, ids, classify=classify, flows=flow_map, region=region, progress=progress

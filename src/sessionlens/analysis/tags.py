@@ -31,6 +31,8 @@ from ._ibis import backend
 __all__ = ["assign_session_tags", "session_tags", "short_model_id"]
 
 _DATE_SUFFIX = r"([-@]20[0-9]{2}-?[0-9]{2}-?[0-9]{2})$"
+#: A tag, its short model id captured (which never holds "_").
+_TAG = r"^chat_model_(.*)_[0-9]+$"
 
 
 def short_model_id(model: ir.StringValue) -> ir.StringValue:
@@ -87,10 +89,14 @@ def session_tags(con: Any, *, user_ids: Sequence[str | None] | ir.Table | None =
     >>> sorted(t for t in tags if t)[0].startswith("chat_model_")
     True
     """
-    db = backend(con)
-    obs, traces, sessions = db.table("observations"), db.table("traces"), db.table("sessions")
-    if user_ids is not None:
-        sessions = _user_scope(sessions, user_ids)
+    return _tags(backend(con), user_ids=user_ids, fresh=None)
+
+
+def _top_models(db: Any, sessions: ir.Table | None) -> ir.Table:
+    """session_id, model, short: the model behind most agent generations of each session
+    (of ``sessions`` only, if given)."""
+    obs, traces = db.table("observations"), db.table("traces")
+    if sessions is not None:
         traces = traces.semi_join(sessions.select("session_id"), "session_id")
     agent = traces.filter(~traces.is_internal).select("trace_id", "session_id")
     gens = obs.filter((obs.type == "GENERATION") & obs.model.notnull())
@@ -100,7 +106,32 @@ def session_tags(con: Any, *, user_ids: Sequence[str | None] | ir.Table | None =
         group_by=counts.session_id, order_by=[ibis.desc(counts.n), counts.model]
     )
     top = counts.mutate(r=rank).filter(lambda t: t.r == 0).select("session_id", "model")
-    top = top.mutate(short=short_model_id(top.model))
+    return top.mutate(short=short_model_id(top.model))
+
+
+def _tags(
+    db: Any,
+    *,
+    user_ids: Sequence[str | None] | ir.Table | None,
+    fresh: ir.Table | None,
+) -> ir.Table:
+    sessions = db.table("sessions")
+    if user_ids is not None:
+        sessions = _user_scope(sessions, user_ids)
+    if fresh is None:
+        top = _top_models(db, sessions if user_ids is not None else None)
+    else:
+        # A tagged session that is not fresh still has the model its tag names (the short
+        # id holds no "_"): only fresh and untagged sessions read their observations.
+        is_fresh = sessions.session_id.isin(fresh.session_id)
+        read = sessions.filter(is_fresh | sessions.session_tag.isnull())
+        kept = sessions.filter(~is_fresh & sessions.session_tag.notnull())
+        kept = kept.select(
+            session_id=kept.session_id.cast("string"),  # the key is NOT NULL in ``sessions``
+            model=ibis.null("string"),
+            short=kept.session_tag.re_extract(_TAG, 1),
+        )
+        top = _top_models(db, read).union(kept)
     s = sessions.filter(~sessions.is_internal).select("session_id", "user_id", "start_time")
     s = s.join(top, "session_id")
     counter = ibis.row_number().over(
@@ -120,12 +151,19 @@ def session_tags(con: Any, *, user_ids: Sequence[str | None] | ir.Table | None =
 
 
 def assign_session_tags(
-    con: duckdb.DuckDBPyConnection, *, user_ids: Sequence[str | None] | ir.Table | None = None
+    con: duckdb.DuckDBPyConnection,
+    *,
+    user_ids: Sequence[str | None] | ir.Table | None = None,
+    fresh: ir.Table | None = None,
 ) -> int:
     """Write every session's tag into ``sessions.session_tag`` in one statement.
 
     ``user_ids`` recounts only those users' sessions (see :func:`session_tags`); the others
-    keep their tags. Returns the number of sessions whose tag changed.
+    keep their tags. ``fresh`` (an Ibis table with ``session_id``, used with ``user_ids``)
+    names the sessions whose traces changed since their tags were assigned: the model of
+    every other tagged session is then read from its tag instead of its observations, so a
+    recount reads the observations of the changed sessions only. Returns the number of
+    sessions whose tag changed.
 
     Examples
     --------
@@ -148,7 +186,8 @@ def assign_session_tags(
         con.register("_sl_tag_users", listed)
         users = backend(con).table("_sl_tag_users")
     try:
-        query = ibis.to_sql(session_tags(con, user_ids=users), dialect="duckdb")
+        fresh_only = fresh if user_ids is not None else None
+        query = ibis.to_sql(_tags(backend(con), user_ids=users, fresh=fresh_only), dialect="duckdb")
         # The query is compiled from constants and column references only; no data is pasted.
         row = con.execute(
             f"UPDATE sessions SET session_tag = t.session_tag FROM ({query}) AS t "
