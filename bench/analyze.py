@@ -3,6 +3,7 @@
 Usage (from the repository root, with the project's Python)::
 
     python bench/analyze.py --sessions 100000 --workdir /tmp/sl-bench
+    python bench/analyze.py --sessions 100000 --workdir /tmp/sl-bench --no-pandas
     python bench/analyze.py --scaling 10000,100000,1000000 --workdir /tmp/sl-bench
 
 The first run generates the data (seeded ``sessionlens.datasets.generate``, see
@@ -147,7 +148,7 @@ def _line(r: dict[str, Any], sessions: int) -> str:
     )
 
 
-def bench(sessions: int, workdir: Path) -> None:
+def bench(sessions: int, workdir: Path, *, pandas: bool = True) -> None:
     import _prep
 
     base = _prep.base_db(workdir, sessions)
@@ -156,15 +157,18 @@ def bench(sessions: int, workdir: Path) -> None:
     analysed = workdir / f"analysed-{sessions}.duckdb"
     full = _run("full", base, workdir, sessions, keep=analysed)
     print(_line(full, sessions), flush=True)
-    pandas = _run("pandas", base, workdir, sessions, keep=None)
-    print(_line(pandas, sessions), flush=True)
+    if pandas:
+        base_run = _run("pandas", base, workdir, sessions, keep=None)
+        print(_line(base_run, sessions), flush=True)
     inc = _run("incremental", analysed, workdir, sessions, keep=None)
     print(_line(inc, sessions) + f"  ({inc['recomputed']} recomputed)", flush=True)
-    print(f"  pandas / full: wall {pandas['wall'] / full['wall']:.1f}x, "
-          f"cpu {pandas['cpu'] / full['cpu']:.1f}x")  # fmt: skip
+    if pandas:
+        print(f"  pandas / full: wall {base_run['wall'] / full['wall']:.1f}x, "
+              f"cpu {base_run['cpu'] / full['cpu']:.1f}x")  # fmt: skip
     print(f"  incremental / full: wall {inc['wall'] / full['wall']:.1%}, "
           f"cpu {inc['cpu'] / full['cpu']:.1%}")  # fmt: skip
-    print("  " + _agreement(workdir, analysed, sessions), flush=True)
+    if (workdir / f"pandas-{sessions}.parquet").exists():  # from this run or an earlier one
+        print("  " + _agreement(workdir, analysed, sessions), flush=True)
 
 
 def scaling(sizes: list[int], workdir: Path, replicate_from: int) -> None:
@@ -197,6 +201,11 @@ def main() -> None:
     parser.add_argument(
         "--memory-limit", default=SETTINGS["memory_limit"], help="DuckDB memory_limit per step"
     )
+    parser.add_argument(
+        "--no-pandas",
+        action="store_true",
+        help="skip the pandas baseline (agreement is checked against an earlier run's result)",
+    )
     parser.add_argument("--_step", help=argparse.SUPPRESS)
     parser.add_argument("--_db", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -207,7 +216,7 @@ def main() -> None:
     elif args.scaling:
         scaling([int(s) for s in args.scaling.split(",")], args.workdir, args.replicate_from)
     else:
-        bench(args.sessions, args.workdir)
+        bench(args.sessions, args.workdir, pandas=not args.no_pandas)
 
 
 if __name__ == "__main__":
