@@ -36,7 +36,7 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-SETTINGS = {"memory_limit": "2GB"}  # DuckDB spills to temp files past this (--memory-limit)
+SETTINGS = {"memory_limit": "2GB", "profile": "0"}  # DuckDB spills past memory_limit
 
 
 def _usage() -> dict[str, float]:
@@ -79,7 +79,17 @@ def _step(name: str, db: Path, workdir: Path, sessions: int) -> dict[str, Any]:
     else:
         import sessionlens as sl
 
+        profiler = None
+        if SETTINGS["profile"] == "1" and name == "incremental":
+            from pyinstrument import Profiler
+
+            profiler = Profiler()
+            profiler.start()
         result = sl.analyze_sessions(con, progress=False)
+        if profiler is not None:
+            profiler.stop()
+            text = profiler.output_text(unicode=False, color=False)
+            (workdir / f"profile-incremental-{sessions}.txt").write_text(text)
         out["sessions"], out["recomputed"] = result.sessions, result.recomputed
     out["wall"] = time.perf_counter() - started
     after = _usage()
@@ -94,7 +104,7 @@ def _run(name: str, source: Path, workdir: Path, sessions: int, keep: Path | Non
     shutil.copy(source, db)
     cmd = [sys.executable, __file__, "--_step", name, "--_db", str(db), "--sessions",
            str(sessions), "--workdir", str(workdir), "--memory-limit",
-           SETTINGS["memory_limit"]]  # fmt: skip
+           SETTINGS["memory_limit"], "--_profile", SETTINGS["profile"]]  # fmt: skip
     done = subprocess.run(cmd, capture_output=True, text=True)
     if done.returncode:
         raise SystemExit(f"step {name} failed:\n{done.stderr}")
@@ -206,11 +216,19 @@ def main() -> None:
         action="store_true",
         help="skip the pandas baseline (agreement is checked against an earlier run's result)",
     )
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="pyinstrument the incremental step into WORKDIR/profile-incremental-N.txt "
+        "(its CPU time then includes the profiler's overhead)",
+    )
+    parser.add_argument("--_profile", default="0", help=argparse.SUPPRESS)
     parser.add_argument("--_step", help=argparse.SUPPRESS)
     parser.add_argument("--_db", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     os.environ.setdefault("TQDM_DISABLE", "1")
     SETTINGS["memory_limit"] = args.memory_limit
+    SETTINGS["profile"] = "1" if args.profile or args._profile == "1" else "0"
     if args._step:
         print(json.dumps(_step(args._step, args._db, args.workdir, args.sessions)))
     elif args.scaling:

@@ -3,8 +3,15 @@
 :mod:`sessionlens.cache` decides what to compute; this module owns where the intermediate
 results of one run live, so that a run over a million sessions never holds them all in Python:
 
+- ``_sl_tsum`` and ``_sl_cand``: per analysable session its trace count and hash, and the
+  *candidates*, the sessions whose inputs may have changed since the previous run (a
+  watermark in ``settings``, see :func:`stage_fingerprints`);
+- ``_sl_s_traces``, ``_sl_s_observations``, ``_sl_s_tool_calls``: when the candidates are
+  few, their rows of those tables, which the rest of the run reads instead of the whole
+  tables (:func:`_stage_slices`);
 - ``_sl_fp``: every analysable session's input fingerprint (compiled from
-  :func:`~sessionlens.analysis.session_frame.session_fingerprints`);
+  :func:`~sessionlens.analysis.session_frame.session_fingerprints` for the candidates, the
+  cached one for the others);
 - ``_sl_todo``: the sessions to (re)compute, and ``_sl_users``: the users whose session tags
   can have moved (owners of sessions recomputed or removed, and of untagged sessions), so tags
   are recounted for those users only;
@@ -116,8 +123,8 @@ def stage_fingerprints(
         "coalesce(bit_xor(h) FILTER (loaded_at <= ?::TIMESTAMP), 0)::TEXT, "
         "coalesce(max(loaded_at)::TEXT, ''), count(loaded_at), "
         "coalesce(bit_xor(h) FILTER (loaded_at IS NOT NULL), 0)::TEXT "
-        "FROM (SELECT loaded_at, hash(observation_id, trace_id, row_hash) AS h "
-        "FROM observations)",
+        "FROM (SELECT loaded_at, hash(concat_ws(':', observation_id, trace_id, row_hash)) "
+        "AS h FROM observations)",
         [since, since],
     ).fetchone()
     assert seen is not None  # an aggregate returns one row

@@ -12,7 +12,10 @@ analysis on exactly those, and writing their rows in one transaction. A row carr
 
 A re-run recomputes a session when any of the three differ, when its status was
 ``in_progress`` (time alone can end a session), or when ``force=True``; it reports how many it
-skipped. Rows of sessions that disappeared (regrouped, deleted) are removed.
+skipped. Rows of sessions that disappeared (regrouped, deleted) are removed. Only sessions
+that may have changed since the previous run are hashed (the observations' ``loaded_at``
+watermark, :func:`sessionlens._analyze_stage.stage_fingerprints`), and when those are few
+the run reads slices of the tables holding just their rows.
 
 The per-session work is Ibis over the canonical tables (flows, sequences, costs, status) plus
 one Python pass over each session's transcript (intent, booking details, goal indicators).
@@ -314,16 +317,12 @@ def analyze_sessions(
     config = _config_fingerprint(con, parts)
     con.begin()
     try:
-        # ``scoped`` reads slices of the tables when few sessions can have changed (the
-        # fingerprints and the frame read it; tags read whole users).
-        analysable, scoped = stage.stage_fingerprints(
-            db,
-            include_internal=include_internal,
-            version=ANALYZER_VERSION,
-            config=config,
+        # ``scoped`` reads slices of the tables when few sessions can have changed.
+        n, scoped = stage.stage_fingerprints(
+            db, include_internal=include_internal, version=ANALYZER_VERSION, config=config,
             force=force,
-        )
-        result = AnalyzeResult(sessions=analysable)
+        )  # fmt: skip
+        result = AnalyzeResult(sessions=n)
         ids, result.removed = stage.stage_todo(
             con, config=config, version=ANALYZER_VERSION, force=force
         )
@@ -331,12 +330,9 @@ def analyze_sessions(
         everyone = len(ids) == result.sessions
         if everyone:
             assign_session_tags(con)
-        else:
-            assign_session_tags(
-                con,
-                user_ids=db.table("_sl_users", database=stage.TEMP),
-                fresh=db.table("_sl_todo", database=stage.TEMP),
-            )
+        else:  # the recomputed sessions are the only ones whose model can have changed
+            users, todo = (db.table(t, database=stage.TEMP) for t in ("_sl_users", "_sl_todo"))
+            assign_session_tags(con, user_ids=users, fresh=todo)
         if ids:
             batches = _python_batches(
                 con, ids, classify=classify, flows=flow_map, region=region, progress=progress
