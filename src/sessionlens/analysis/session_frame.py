@@ -44,6 +44,16 @@ def trace_summaries(con: Any, *, include_internal: bool = False) -> ir.Table:
 
     Reads ``traces`` only (a tenth of the rows of ``observations``): the cache compares it with
     the cached fingerprints to find the sessions whose traces changed, moved or vanished.
+
+    Examples
+    --------
+    >>> from sessionlens import connect, load, datasets
+    >>> con = connect()
+    >>> _ = load(con, datasets.sample_dir())
+    >>> ts = trace_summaries(con).to_pyarrow()
+    >>> fp = session_fingerprints(con).to_pyarrow()
+    >>> ts.column_names, ts.num_rows == fp.num_rows
+    (['session_id', 'tx', 'tn'], True)
     """
     db = backend(con)
     th = _trace_hashes(db)
