@@ -250,6 +250,16 @@ def schema_version(con: duckdb.DuckDBPyConnection) -> int:
     return int(row[0]) if row else 0
 
 
+def _check_memory_limit(memory_limit: str) -> None:
+    """Refuse a limit DuckDB cannot parse before a database file is created."""
+    try:
+        duckdb.connect(config={"memory_limit": memory_limit}).close()
+    except (duckdb.ParserException, duckdb.InvalidInputException) as exc:
+        raise ConfigError(
+            "memory_limit", f"{memory_limit!r} is not a size ({exc}); give e.g. '2GB'"
+        ) from exc
+
+
 def connect(
     path: str | Path | None = None, *, read_only: bool = False, memory_limit: str | None = None
 ) -> duckdb.DuckDBPyConnection:
@@ -291,6 +301,8 @@ def connect(
     (0,)
     """
     where = ":memory:" if path is None else str(path)
+    if memory_limit is not None:
+        _check_memory_limit(memory_limit)
     try:
         con = duckdb.connect(where, read_only=read_only)
     except duckdb.IOException as exc:
@@ -309,13 +321,7 @@ def connect(
             raise DatabaseLockedError(where, str(exc), "this-process") from exc
         raise
     if memory_limit is not None:
-        try:
-            con.execute("SET memory_limit = ?", [memory_limit])
-        except (duckdb.ParserException, duckdb.InvalidInputException) as exc:
-            con.close()
-            raise ConfigError(
-                "memory_limit", f"{memory_limit!r} is not a size ({exc}); give e.g. '2GB'"
-            ) from exc
+        con.execute("SET memory_limit = ?", [memory_limit])
     found = schema_version(con)
     if found > SCHEMA_VERSION:
         con.close()
