@@ -1,22 +1,27 @@
 """Peak memory of loading one big JSON lines file: it should not grow with the file.
 
-Usage: PYTHONPATH=src .venv/bin/python bench/memory.py --mb 1500 [--mb 150 ...]
+Usage: PYTHONPATH=src .venv/bin/python bench/memory.py --mb 100 --mb 800 [--memory-limit 1GB]
 
 For each size, writes a Langfuse blob-export ``observations/*.jsonl`` of about that many MB
 (the generated sessions repeated under new ids, so every row is distinct, plus one record
-over the record limit), runs ``sessionlens load`` on it in a child process with a file
-database, and prints the file size, wall time, rows loaded and the child's peak RSS. Loading
-is batched (``loaders.BATCH_ITEMS`` records at a time, one transaction per file) and every
-record is read with a bounded ``readline``; what still grows with the file is DuckDB's
-uncommitted transaction and the derived-table rebuild (docs/reliability.md, "Limits").
-Not a test: numbers, not assertions.
+over the record limit), then in fresh child processes with file databases:
+
+- ``read_json``: DuckDB's own ``CREATE TABLE AS SELECT * FROM read_json(file)``, the baseline;
+- ``sessionlens load``: the whole pipeline, the file in one transaction.
+
+Each prints wall time, throughput and that child's own peak RSS (``os.wait4``), with the same
+``--memory-limit`` given to both (DuckDB's default is 80% of RAM: below it DuckDB keeps the
+pages it wrote cached, so peak RSS then tracks free memory rather than need). Loading is
+batched (``loaders.BATCH_ITEMS`` records at a time); batches are staged as Arrow tables
+read by replacement scans, and new rows are plain inserts that DuckDB writes to the database
+file as row groups fill (docs/reliability.md, "Limits"). Not a test: numbers, not assertions.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import resource
+import os
 import subprocess
 import sys
 import tempfile
@@ -49,40 +54,65 @@ def write_big(path: Path, megabytes: float) -> int:
     return rows
 
 
-def measure(path: Path, db: Path) -> tuple[float, float, str]:
+def _child(command: list[str]) -> tuple[float, float, str]:
+    """Run ``command``; return its wall seconds, its own peak RSS in MB and its stdout."""
     started = time.perf_counter()
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    command = [sys.executable, "-m", "sessionlens.cli", "load", str(path), "--db", str(db)]
-    out = subprocess.run(
-        [*command, "--max-record-mb", "1", "--no-progress"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    seconds = time.perf_counter() - started
-    # ru_maxrss is the largest child so far (KiB on Linux): run the smallest size first.
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    if out.returncode:
-        raise SystemExit(out.stderr)
-    summary = " ".join(out.stdout.split())
-    return seconds, max(peak, before) / 1024, summary
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen(command, stdout=out, stderr=err, text=True)
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        seconds = time.perf_counter() - started
+        out.seek(0)
+        err.seek(0)
+        if proc.returncode:
+            raise SystemExit(err.read())
+        return seconds, usage.ru_maxrss / 1024, " ".join(out.read().split())
+
+
+_READ_JSON = """
+import duckdb, sys
+con = duckdb.connect(sys.argv[2])
+if sys.argv[3]:
+    con.execute("SET memory_limit = ?", [sys.argv[3]])
+sql = "CREATE TABLE o AS SELECT * FROM read_json(?, maximum_object_size = 2**26)"
+con.execute(sql, [sys.argv[1]])
+print(con.execute("SELECT count(*) FROM o").fetchone()[0], "rows")
+"""
+
+
+def measure(path: Path, db: Path, limit: str | None) -> dict[str, tuple[float, float, str]]:
+    """Each step in a fresh process: DuckDB's read_json, then sessionlens load."""
+    steps = {
+        "read_json": [sys.executable, "-c", _READ_JSON, str(path), str(db) + ".raw", limit or ""],
+        "sessionlens": [
+            *(sys.executable, "-m", "sessionlens.cli", "load", str(path), "--db", str(db)),
+            *("--max-record-mb", "1", "--no-progress"),
+            *(("--memory-limit", limit) if limit else ()),
+        ],
+    }
+    return {name: _child(command) for name, command in steps.items()}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mb", type=float, action="append", help="file size (repeatable)")
+    parser.add_argument("--memory-limit", metavar="SIZE", help="DuckDB memory limit, e.g. 1GB")
     args = parser.parse_args()
     sizes = sorted(args.mb or [50, 500])
     root = Path(tempfile.mkdtemp(prefix="sl-memory-"))
+    print(f"memory_limit: {args.memory_limit or 'DuckDB default (80% of RAM)'}")
     for mb in sizes:
         path = root / f"{mb:g}" / "observations" / "big.jsonl"
         rows = write_big(path, mb)
         size = path.stat().st_size / 2**20
-        seconds, peak, summary = measure(path, root / f"{mb:g}.duckdb")
-        print(
-            f"{size:8.0f} MB  {rows:>9} rows  {seconds:7.1f} s  "
-            f"{size / seconds:5.1f} MB/s  peak RSS {peak:6.0f} MB  | {summary}"
-        )
+        results = measure(path, root / f"{mb:g}.duckdb", args.memory_limit)
+        base = results["read_json"]
+        for name, (seconds, peak, summary) in results.items():
+            print(
+                f"{size:8.0f} MB {rows:>9} rows  {name:<11} {seconds:7.1f} s "
+                f"{size / seconds:6.1f} MB/s  peak RSS {peak:6.0f} MB "
+                f"({seconds / base[0]:4.1f}x time, {peak / base[1]:4.1f}x RSS)  | {summary[:90]}"
+            )
         path.unlink()
 
 

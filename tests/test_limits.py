@@ -191,3 +191,69 @@ def test_a_file_written_in_many_batches_equals_one_batch(
     with pytest.raises(sl.TraceFormatError, match=r"zz-bad\.jsonl, line 31: invalid JSON"):
         sl.load(batched, bad, strict=True, progress=False)
     assert snapshot(batched) == before
+
+
+def test_a_registered_view_keeps_its_batch_until_commit_and_execute_arrow_does_not() -> None:
+    """Why batches are read through replacement scans: a view dropped inside a transaction
+    stays in its undo log with its Arrow table, so a file of many batches held them all."""
+    from sessionlens._arrow_sql import ARROW, execute_arrow
+
+    con = duckdb.connect()
+    con.execute("CREATE TABLE t (a TEXT)")
+    base = pa.total_allocated_bytes()
+
+    def batch() -> pa.Table:
+        return pa.table({"a": ["x" * 1000] * 2000})
+
+    con.begin()
+    for _ in range(3):
+        con.register("b", batch())
+        con.execute("INSERT INTO t SELECT * FROM b")
+        con.unregister("b")
+    held = pa.total_allocated_bytes() - base
+    con.commit()
+    assert held > 3 * 2_000_000  # three dead batches, freed only by the commit
+    con.begin()
+    for _ in range(3):
+        execute_arrow(con, f"INSERT INTO t SELECT * FROM {ARROW}", batch())
+    assert pa.total_allocated_bytes() - base < 2_000_000
+    con.commit()
+    assert con.execute("SELECT count(*) FROM t").fetchone() == (12_000,)
+
+
+def test_a_file_of_many_batches_holds_one_batch_of_arrow_at_a_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sessionlens import datasets, loaders
+    from sessionlens.loaders import _write
+
+    ds = datasets.generate(60, seed=2)
+    files = datasets.write_langfuse_blob_export(ds, tmp_path / "x")
+    observations = next(f for f in files if f.parent.name == "observations")
+    monkeypatch.setattr(loaders, "BATCH_ITEMS", 40)
+    seen: list[int] = []
+    touched = _write.touched_trace_ids
+
+    def after_batch(con: duckdb.DuckDBPyConnection, stage: Any = None) -> None:
+        touched(con, stage)
+        if stage is not None:
+            seen.append(pa.total_allocated_bytes())
+
+    monkeypatch.setattr(_write, "touched_trace_ids", after_batch)
+    con = sl.connect(tmp_path / "db.duckdb", memory_limit="256MB")
+    result = sl.load(con, observations, strict=True, progress=False)
+    assert len(seen) > 10 and result.observations > 400
+    # The stage of the running batch only: before the fix this grew by a batch per batch.
+    assert max(seen[len(seen) // 2 :]) <= 2 * max(seen[:3])
+    assert con.execute("SELECT current_setting('memory_limit')").fetchone() == ("244.1 MiB",)
+
+
+def test_a_bad_memory_limit_is_a_config_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(sl.ConfigError, match=r"memory_limit: 'lots' is not a size .*'2GB'"):
+        sl.connect(memory_limit="lots")
+    db = tmp_path / "a.duckdb"
+    assert main(["load", "--db", str(db), "--memory-limit", "a lot", str(tmp_path)]) == 1
+    assert "error: memory_limit: 'a lot' is not a size" in capsys.readouterr().err
+    assert not db.exists()

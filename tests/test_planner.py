@@ -289,3 +289,20 @@ def test_other_formats_are_not_claimed():
     assert detect(_source(tau), json.loads(tau.read_text())) == "chat-transcript"
     assert detect(_source(JSONL)) == "planner-log"
     assert detect(_source(PARQUET)) == "planner-log"
+
+
+def test_a_usage_string_nested_too_deeply_rejects_its_record_only(con, tmp_path):
+    """Found by the fuzzer: json.loads of a deeply nested payload string raised RecursionError
+    out of the loader instead of rejecting the record."""
+    rows = records()
+    rows[0]["usage"] = "[" * 100_000 + "]" * 100_000
+    path = tmp_path / "planner.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    result = sl.load(con, path, progress=False)
+    assert result.rejected == 1
+    assert con.execute("SELECT locator, error FROM load_errors").fetchall() == [
+        ("line 1", "a JSON value in the record is nested too deeply to decode")
+    ]
+    assert result.traces == len(rows) - 1
+    with pytest.raises(sl.TraceFormatError, match=r"line 1: a JSON value .* nested too deeply"):
+        sl.load(sl.connect(), path, strict=True, progress=False)

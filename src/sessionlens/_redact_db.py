@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import duckdb
 import pyarrow as pa
 
+from ._arrow_sql import ARROW, execute_arrow
 from .redact import DEFAULT_SALT, Redactor, known_names
 
 __all__ = ["PII_COLUMNS", "RedactResult", "redact_database"]
@@ -129,14 +130,12 @@ def _redact_column(
                 changed_values.append(new)
     if changed_ids:
         updates = pa.table({"rid": changed_ids, "v": changed_values})
-        con.register("_sl_redacted", updates)
-        try:
-            con.execute(
-                f"UPDATE {t} SET {c} = CAST(u.v AS {_column_type(con, table, column)}) "
-                f"FROM _sl_redacted AS u WHERE {t}.rowid = u.rid"
-            )
-        finally:
-            con.unregister("_sl_redacted")
+        execute_arrow(
+            con,
+            f"UPDATE {t} SET {c} = CAST(u.v AS {_column_type(con, table, column)}) "
+            f"FROM {ARROW} AS u WHERE {t}.rowid = u.rid",
+            updates,
+        )
     return len(changed_ids)
 
 

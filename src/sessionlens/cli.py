@@ -88,7 +88,7 @@ def _limit(args: argparse.Namespace) -> int:
 def _cmd_load(args: argparse.Namespace) -> int:
     if args.mapping is not None and args.format != "table":
         raise ConfigError("--mapping", "only used with --format table")
-    con = connect(args.db)
+    con = connect(args.db, memory_limit=args.memory_limit)
     try:
         if args.gap is not None:
             rebuild_sessions(con, gap=timedelta(minutes=args.gap))
@@ -144,7 +144,7 @@ def _analysis_summary(result: AnalyzeResult, db: str) -> str:
 
 def _cmd_analyze(args: argparse.Namespace) -> int:
     classifier = _import_callable(args.classifier) if args.classifier else None
-    con = connect(args.db)
+    con = connect(args.db, memory_limit=args.memory_limit)
     try:
         result = analyze_sessions(
             con,
@@ -313,6 +313,12 @@ def _parser() -> argparse.ArgumentParser:
         "--gap", type=float, metavar="MINUTES", help="inactivity gap that splits sessions"
     )
     p_load.add_argument(
+        "--memory-limit",
+        metavar="SIZE",
+        help="DuckDB memory limit, e.g. 2GB (default: 80%% of RAM); a big file then loads in "
+        "bounded memory, spilling to the database file",
+    )
+    p_load.add_argument(
         "--progress",
         action=argparse.BooleanOptionalAction,
         default=None,
@@ -328,6 +334,11 @@ def _parser() -> argparse.ArgumentParser:
         "analyzer or the configuration changed are recomputed.",
     )
     p_an.add_argument("--db", required=True, metavar="FILE", help="DuckDB database file")
+    p_an.add_argument(
+        "--memory-limit",
+        metavar="SIZE",
+        help="DuckDB memory limit, e.g. 2GB (default: 80%% of RAM)",
+    )
     p_an.add_argument("--flows", metavar="FILE", help="expected flows per intent (TOML/JSON/YAML)")
     p_an.add_argument("--intents", metavar="FILE", help="intent taxonomy (TOML/JSON/YAML)")
     p_an.add_argument(

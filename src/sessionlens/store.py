@@ -32,7 +32,7 @@ from pathlib import Path
 
 import duckdb
 
-from .errors import DatabaseLockedError, SchemaVersionError
+from .errors import ConfigError, DatabaseLockedError, SchemaVersionError
 
 __all__ = ["MIGRATIONS", "SCHEMA_VERSION", "connect", "schema_markdown", "schema_version"]
 
@@ -250,8 +250,18 @@ def schema_version(con: duckdb.DuckDBPyConnection) -> int:
     return int(row[0]) if row else 0
 
 
+def _check_memory_limit(memory_limit: str) -> None:
+    """Refuse a limit DuckDB cannot parse before a database file is created."""
+    try:
+        duckdb.connect(config={"memory_limit": memory_limit}).close()
+    except (duckdb.ParserException, duckdb.InvalidInputException) as exc:
+        raise ConfigError(
+            "memory_limit", f"{memory_limit!r} is not a size ({exc}); give e.g. '2GB'"
+        ) from exc
+
+
 def connect(
-    path: str | Path | None = None, *, read_only: bool = False
+    path: str | Path | None = None, *, read_only: bool = False, memory_limit: str | None = None
 ) -> duckdb.DuckDBPyConnection:
     """Open (or create) a sessionlens database and bring its schema up to date.
 
@@ -263,6 +273,11 @@ def connect(
         Open without the write lock: any number of processes may read a database this way
         at once, but not while a process writes to it (a running ``sessionlens load``).
         Migrations are not applied to a read-only database.
+    memory_limit : str, optional
+        DuckDB's memory limit for this database, e.g. ``"2GB"`` (default: DuckDB's, 80% of
+        RAM). A load keeps at most about a row group per table of its open transaction in
+        memory and spills the rest to the database file, so with a limit a multi-GB file
+        loads in bounded memory; see ``docs/reliability.md``.
 
     Returns
     -------
@@ -272,6 +287,8 @@ def connect(
     ------
     SchemaVersionError
         The file was written by a newer sessionlens.
+    ConfigError
+        ``memory_limit`` is not a size DuckDB understands.
     DatabaseLockedError
         Another process has the file open for writing (then it cannot be opened at all, not
         even read-only), or read-only (then it cannot be opened for writing); or this process
@@ -284,6 +301,8 @@ def connect(
     (0,)
     """
     where = ":memory:" if path is None else str(path)
+    if memory_limit is not None:
+        _check_memory_limit(memory_limit)
     try:
         con = duckdb.connect(where, read_only=read_only)
     except duckdb.IOException as exc:
@@ -301,6 +320,8 @@ def connect(
         if "different configuration" in str(exc):
             raise DatabaseLockedError(where, str(exc), "this-process") from exc
         raise
+    if memory_limit is not None:
+        con.execute("SET memory_limit = ?", [memory_limit])
     found = schema_version(con)
     if found > SCHEMA_VERSION:
         con.close()

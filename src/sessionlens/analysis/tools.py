@@ -17,12 +17,12 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from .._arrow_sql import ARROW, execute_arrow
 from ._scope import clear_sessions
 from .messages import decode_json_value, extract_messages
 
 __all__ = ["rebuild_tool_calls"]
 
-_GEN_VIEW = "_sessionlens_generation_tool_calls"
 
 _GEN_SCHEMA = pa.schema(
     [
@@ -164,13 +164,9 @@ def rebuild_tool_calls(
 
     rows = con.execute(_GENERATIONS_SQL.format(scope=scope), params).fetchall()
     gen_calls = pa.Table.from_pylist(_generation_calls(rows), schema=_GEN_SCHEMA)
-    con.register(_GEN_VIEW, gen_calls)
-    try:
-        sql = _INSERT_SQL.format(scope=scope, gen_view=_GEN_VIEW)
-        inserted = con.execute(sql, params).fetchone()
-    finally:
-        con.unregister(_GEN_VIEW)
-    return int(inserted[0]) if inserted else 0
+    sql = _INSERT_SQL.format(scope=scope, gen_view=ARROW)
+    inserted = execute_arrow(con, sql, gen_calls, params)
+    return int(inserted[0][0]) if inserted else 0
 
 
 def _generation_calls(rows: list[tuple[Any, ...]]) -> list[dict[str, Any]]:

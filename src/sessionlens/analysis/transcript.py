@@ -18,12 +18,12 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from .._arrow_sql import ARROW, execute_arrow
 from ._scope import clear_sessions
 from .messages import Message, Role, decode_json_value, extract_messages
 
 __all__ = ["rebuild_conversation_turns", "render_message"]
 
-_VIEW = "_sessionlens_conversation_turns"
 
 _SCHEMA = pa.schema(
     [
@@ -100,16 +100,14 @@ def rebuild_conversation_turns(
     rows = list(_turns(events))
     if not rows:
         return 0
-    con.register(_VIEW, pa.Table.from_pylist(rows, schema=_SCHEMA))
-    try:
-        con.execute(
-            "INSERT INTO conversation_turns "
-            "(session_id, trace_id, observation_id, seq, role, content, timestamp) "
-            "SELECT session_id, trace_id, observation_id, seq, role, content, timestamp "
-            f"FROM {_VIEW}"
-        )
-    finally:
-        con.unregister(_VIEW)
+    execute_arrow(
+        con,
+        "INSERT INTO conversation_turns "
+        "(session_id, trace_id, observation_id, seq, role, content, timestamp) "
+        "SELECT session_id, trace_id, observation_id, seq, role, content, timestamp "
+        f"FROM {ARROW}",
+        pa.Table.from_pylist(rows, schema=_SCHEMA),
+    )
     return len(rows)
 
 

@@ -198,18 +198,17 @@ def write_stream(
     result.traces = result.observations = result.scores = result.rejected = 0
     con.begin()
     try:
-        _write.drop_stages(con)
+        _write.drop_touched(con)
         for rows, rejected in batches:
-            _write.drop_stages(con, touched=False)
-            result.traces += _write.merge_rows(con, "traces", rows["traces"], source_file=path)
-            result.observations += _write.merge_rows(
-                con, "observations", rows["observations"], source_file=path
-            )
-            result.scores += _write.merge_rows(con, "scores", rows["scores"], source_file=path)
-            _write.attach_orphans(con, path)
+            stage = _write.Stage()
+            for table in ("traces", "observations", "scores"):
+                written = _write.merge_rows(con, table, rows[table], source_file=path, stage=stage)
+                setattr(result, table, getattr(result, table) + written)
+            _write.attach_orphans(con, path, stage)
             _write.write_errors(con, path, rejected)
             result.rejected += len(rejected)
-            _write.touched_trace_ids(con)
+            _write.touched_trace_ids(con, stage)
+            del stage  # the batch's Arrow tables go now, not at the next batch
         _write.touched_trace_ids(con)  # exists even when the file had no rows
         _write.fill_trace_times(con)
         changed = set(regroup_sessions(con, session_gap(con)))
@@ -228,7 +227,7 @@ def write_stream(
                 chunk = ids[start : start + REBUILD_SESSIONS]
                 rebuild_tool_calls(con, session_ids=chunk)
                 rebuild_conversation_turns(con, session_ids=chunk)
-        _write.drop_stages(con)
+        _write.drop_touched(con)
         con.commit()
     except BaseException:
         con.rollback()

@@ -204,6 +204,10 @@ def mapped_items(
     except ValueError as exc:
         yield "error", where, str(exc)
         return
+    except RecursionError:
+        # json.loads of a nested payload string: the record's own parse had no depth check.
+        yield "error", where, "a JSON value in the record is nested too deeply to decode"
+        return
     yield "trace", where, trace
     for row in observations:
         yield "observation_row", where, row

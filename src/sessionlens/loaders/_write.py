@@ -1,7 +1,8 @@
 """Writing mapped rows into the canonical tables: staging, newest-wins merge, error rows.
 
-Rows are staged through Arrow into temporary tables and merged with ``INSERT ... ON CONFLICT
-DO UPDATE`` guarded by the record's ``updated_at`` and content hash, so that
+Rows are staged through Arrow into temporary tables and merged (an ``UPDATE`` of stored ids
+guarded by the record's ``updated_at`` and content hash, then an ``INSERT`` of new ids), so
+that
 
 - a re-load of the same export changes nothing (same age and hash, no write);
 - overlapping export windows add each record once, and the newest ``updated_at`` wins;
@@ -13,12 +14,23 @@ The caller owns the transaction; nothing here commits.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import duckdb
 import pyarrow as pa
 
-__all__ = ["attach_orphans", "merge_rows", "touched_trace_ids", "write_errors"]
+from .._arrow_sql import ARROW, execute_arrow, select_arrow
+
+__all__ = [
+    "Stage",
+    "attach_orphans",
+    "drop_touched",
+    "fill_trace_times",
+    "merge_rows",
+    "touched_trace_ids",
+    "write_errors",
+]
 
 _TYPES: dict[str, pa.DataType] = {
     "TEXT": pa.string(),
@@ -60,39 +72,49 @@ def _arrow(
     return pa.table(arrays)
 
 
+@dataclass
+class Stage:
+    """One batch's deduplicated rows per table, as Arrow tables.
+
+    Not temporary tables: a temp table dropped inside the file's transaction keeps its rows
+    until the commit, and so would a registered view (see ``sessionlens._arrow_sql``), which
+    made a big file's memory grow by a batch per batch.
+    """
+
+    tables: dict[str, pa.Table] = field(default_factory=dict)
+
+
 def merge_rows(
     con: duckdb.DuckDBPyConnection,
     table: str,
     rows: Sequence[dict[str, Any]],
     *,
     source_file: str,
+    stage: Stage,
 ) -> int:
     """Merge ``rows`` into ``table`` (traces, observations or scores); return rows written.
 
     Within the batch the newest ``source_updated_at`` per id wins (a real trace before a
     placeholder, a later position on ties); against the table the incoming row replaces the
-    stored one if it is newer, or as new but with other content.
+    stored one if it is newer, or as new but with other content. The deduplicated batch is
+    kept in ``stage`` for :func:`attach_orphans` and :func:`touched_trace_ids`.
     """
+    stage.tables.pop(table, None)
     if not rows:
         return 0
     key = _KEYS[table]
     columns = _columns(con, table)
     names = [name for name, _ in columns]
     extra = {"source_file": source_file, "loaded_at": None}
-    batch = _arrow(columns, rows, extra)
-    stage = f"_stage_{table}"
-    con.execute(f"DROP TABLE IF EXISTS {stage}")
-    con.register("_sessionlens_batch", batch)
-    try:
-        stub_first = "is_stub ASC, " if table == "traces" else ""
-        con.execute(
-            f"CREATE TEMP TABLE {stage} AS SELECT * EXCLUDE (_pos) REPLACE "
-            f"(now()::TIMESTAMP AS loaded_at) FROM _sessionlens_batch "
-            f"QUALIFY row_number() OVER (PARTITION BY {_q(key)} ORDER BY {stub_first}"
-            f"source_updated_at DESC NULLS LAST, _pos DESC) = 1"
-        )
-    finally:
-        con.unregister("_sessionlens_batch")
+    stub_first = "is_stub ASC, " if table == "traces" else ""
+    staged = select_arrow(
+        con,
+        f"SELECT * EXCLUDE (_pos) REPLACE (now()::TIMESTAMP AS loaded_at) FROM {ARROW} "
+        f"QUALIFY row_number() OVER (PARTITION BY {_q(key)} ORDER BY {stub_first}"
+        f"source_updated_at DESC NULLS LAST, _pos DESC) = 1",
+        _arrow(columns, rows, extra),
+    )
+    stage.tables[table] = staged
     target = _q(table)
     # ``session_id`` is left to session grouping, which must see the old value to know which
     # sessions' derived rows to rebuild.
@@ -121,17 +143,29 @@ def merge_rows(
         guard = newer
     if table == "traces":
         # The effective session id starts as the exported one; grouping refines it later.
-        select = f"SELECT * REPLACE (source_session_id AS session_id) FROM {stage}"
+        select = f"SELECT * REPLACE (source_session_id AS session_id) FROM {ARROW}"
     else:
-        select = f"SELECT * FROM {stage}"
-    result = con.execute(
-        f"INSERT INTO {target} ({', '.join(map(_q, names))}) {select} "
-        f"ON CONFLICT ({_q(key)}) DO UPDATE SET {updates} WHERE {guard}"
-    ).fetchone()
-    return int(result[0]) if result else 0
+        select = f"SELECT * FROM {ARROW}"
+    # Two statements rather than ``INSERT ... ON CONFLICT DO UPDATE``: DuckDB keeps an
+    # upsert's rows in transaction-local memory until commit, so a multi-GB file grew memory
+    # with its size; a plain insert of new ids is written to the database file as row groups
+    # fill (optimistic writes) and the file's one transaction stays bounded in memory.
+    updated = execute_arrow(
+        con,
+        f"UPDATE {target} SET {updates} FROM {ARROW} AS excluded "
+        f"WHERE {target}.{_q(key)} = excluded.{_q(key)} AND {guard}",
+        staged,
+    )
+    inserted = execute_arrow(
+        con,
+        f"INSERT INTO {target} ({', '.join(map(_q, names))}) {select} AS excluded "
+        f"WHERE NOT EXISTS (SELECT 1 FROM {target} WHERE {target}.{_q(key)} = excluded.{_q(key)})",
+        staged,
+    )
+    return sum(int(r[0][0]) for r in (updated, inserted) if r)
 
 
-def attach_orphans(con: duckdb.DuckDBPyConnection, source_file: str) -> int:
+def attach_orphans(con: duckdb.DuckDBPyConnection, source_file: str, stage: Stage) -> int:
     """Give every staged observation whose trace exists nowhere a placeholder trace.
 
     Readers emit placeholders for observation-only exports; this is the net under all of
@@ -139,39 +173,38 @@ def attach_orphans(con: duckdb.DuckDBPyConnection, source_file: str) -> int:
     was rejected while its observations were fine) can leave an observation without a trace.
     Returns the number of placeholders added.
     """
-    exists = con.execute(
-        "SELECT count(*) FROM duckdb_tables() WHERE temporary AND table_name = ?",
-        ["_stage_observations"],
-    ).fetchone()
-    if not exists or not exists[0]:
+    staged = stage.tables.get("observations")
+    if staged is None:
         return 0
-    row = con.execute(
+    row = execute_arrow(
+        con,
         "INSERT INTO traces (trace_id, is_stub, source_format, source_file, loaded_at) "
         "SELECT trace_id, TRUE, any_value(source_format), ?, now()::TIMESTAMP "
-        "FROM _stage_observations s "
+        f"FROM {ARROW} s "
         "WHERE NOT EXISTS (SELECT 1 FROM traces t WHERE t.trace_id = s.trace_id) "
         "GROUP BY trace_id",
+        staged,
         [source_file],
-    ).fetchone()
-    return int(row[0]) if row else 0
+    )
+    return int(row[0][0]) if row else 0
 
 
-def touched_trace_ids(con: duckdb.DuckDBPyConnection) -> None:
+def touched_trace_ids(con: duckdb.DuckDBPyConnection, stage: Stage | None = None) -> None:
     """Add the trace ids of the staged batch to temp table ``_touched_traces``.
 
     A file is written in batches (``loaders.write_stream``); the table collects every
-    batch's ids until :func:`drop_stages` with ``touched=True``.
+    batch's ids until :func:`drop_touched`. Without a ``stage`` it only makes sure the table
+    exists.
     """
     con.execute("CREATE TEMP TABLE IF NOT EXISTS _touched_traces (trace_id TEXT)")
     for table in ("traces", "observations"):
-        stage = f"_stage_{table}"
-        exists = con.execute(
-            "SELECT count(*) FROM duckdb_tables() WHERE temporary AND table_name = ?", [stage]
-        ).fetchone()
-        if exists and exists[0]:
-            con.execute(
-                f"INSERT INTO _touched_traces SELECT DISTINCT trace_id FROM {stage} "
-                "EXCEPT SELECT trace_id FROM _touched_traces"
+        staged = stage.tables.get(table) if stage else None
+        if staged is not None:
+            execute_arrow(
+                con,
+                f"INSERT INTO _touched_traces SELECT DISTINCT trace_id FROM {ARROW} "
+                "EXCEPT SELECT trace_id FROM _touched_traces",
+                staged,
             )
 
 
@@ -201,12 +234,9 @@ def fill_trace_times(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
-def drop_stages(con: duckdb.DuckDBPyConnection, *, touched: bool = True) -> None:
-    """Remove the temporary staging tables of a batch (and the touched ids, unless told)."""
-    for table in ("_stage_traces", "_stage_observations", "_stage_scores"):
-        con.execute(f"DROP TABLE IF EXISTS {table}")
-    if touched:
-        con.execute("DROP TABLE IF EXISTS _touched_traces")
+def drop_touched(con: duckdb.DuckDBPyConnection) -> None:
+    """Remove the touched trace ids of the last file."""
+    con.execute("DROP TABLE IF EXISTS _touched_traces")
 
 
 def write_errors(
