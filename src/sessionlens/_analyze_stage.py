@@ -32,6 +32,7 @@ import ibis.expr.types as ir
 import pyarrow as pa
 from ibis.backends import BaseBackend
 
+from ._arrow_sql import ARROW, execute_arrow
 from .analysis._ibis import duckdb_connection
 from .analysis.session_frame import session_fingerprints, trace_summaries
 
@@ -264,17 +265,14 @@ def stage_python_rows(
     con: duckdb.DuckDBPyConnection, schema: pa.Schema, batches: Iterable[pa.RecordBatch]
 ) -> None:
     """Append the Python pass's record batches to ``_sl_py`` as they come."""
-    con.register("_sl_py_empty", schema.empty_table())
-    try:
-        con.execute("CREATE OR REPLACE TEMP TABLE _sl_py AS SELECT * FROM _sl_py_empty")
-    finally:
-        con.unregister("_sl_py_empty")
+    # Through replacement scans, not registered views: a view dropped in the run's
+    # transaction would keep its batch in memory until the commit (``_arrow_sql``).
+    execute_arrow(
+        con, f"CREATE OR REPLACE TEMP TABLE _sl_py AS SELECT * FROM {ARROW}", schema.empty_table()
+    )
     for batch in batches:
-        con.register("_sl_py_batch", batch)
-        try:
-            con.execute("INSERT INTO _sl_py SELECT * FROM _sl_py_batch")
-        finally:
-            con.unregister("_sl_py_batch")
+        rows = pa.Table.from_batches([batch])
+        execute_arrow(con, f"INSERT INTO _sl_py SELECT * FROM {ARROW}", rows)
 
 
 def write_rows(
