@@ -36,10 +36,10 @@ from .spark import arrow_schema
 from .store import connect
 
 __all__ = [
+    "BUILT",
     "FILE",
     "ROW",
     "TABLE",
-    "BUILT",
     "build_sessions",
     "envelope",
     "file_key",
@@ -175,9 +175,7 @@ def _duck(
         con.close()
 
 
-def group_users(
-    batches: Iterator[pa.RecordBatch], *, gap: timedelta
-) -> Iterator[pa.RecordBatch]:
+def group_users(batches: Iterator[pa.RecordBatch], *, gap: timedelta) -> Iterator[pa.RecordBatch]:
     """Session candidates sorted by user -> ``(trace_id, session_id)`` by the loader's rule."""
 
     def work(con: Any) -> list[tuple[str, str]]:

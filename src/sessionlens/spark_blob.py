@@ -1,4 +1,4 @@
-"""``load_langfuse_blob``: a Langfuse blob-storage Parquet export mapped to canonical tables in Spark.
+"""``load_langfuse_blob``: a Langfuse blob-storage Parquet export to canonical tables in Spark.
 
 A blob export keeps a session's traces and its observations in different files (and an
 overlapping window's newer copy of a record in yet another), so no file can be converted on its
@@ -82,7 +82,9 @@ def _map(session: Any, files: list[BlobFile], rules: InternalRules, limit: int) 
         except AnalysisException as exc:
             reason = str(exc).strip().splitlines()[0]
             raise TraceFormatError(
-                keys[0], f"{table}/", f"cannot read the {table} files as one table ({reason}); "
+                keys[0],
+                f"{table}/",
+                f"cannot read the {table} files as one table ({reason}); "
                 "load files of different schemas in separate calls",
             ) from exc
         raw = raw.select(
@@ -300,12 +302,12 @@ def load_langfuse_blob(
             first = rejects.orderBy(tasks.RANK, tasks.POS).first()
             if first is not None:
                 raise TraceFormatError(first[tasks.FILE], first["locator"], first["error"])
-        errors = errors.unionByName(
-            rejects.orderBy(tasks.RANK, tasks.POS).select(*errors.columns)
-        )
+        errors = errors.unionByName(rejects.orderBy(tasks.RANK, tasks.POS).select(*errors.columns))
         of = {t: mapped.where(F.col(tasks.TABLE) == t) for t in ("traces", "observations")}
-        observations = _newest(of["observations"], "observation_id")
+        # Checkpoints: both are read again by the grouping and the writes.
+        observations = _newest(of["observations"], "observation_id").localCheckpoint(eager=True)
         traces = _with_times(_newest(of["traces"], "trace_id"), observations)
+        traces = traces.localCheckpoint(eager=True)
         scores = _newest(mapped.where(F.col(tasks.TABLE) == "scores"), "score_id", scores=True)
         keyed, built = _sessions(traces, observations, gap=gap, partitions=partitions)
         derived = {t: built.where(F.col(tasks.TABLE) == t) for t in tasks.BUILT}
@@ -330,14 +332,15 @@ def load_langfuse_blob(
             df = session.createDataFrame([], schema)
         if "loaded_at" in schema.names:
             df = df.withColumn("loaded_at", now)
-        df = df.select(*(F.col(f.name).cast(f.dataType) for f in schema)).localCheckpoint(
-            eager=True
-        )
+        df = df.select(*(F.col(f.name).cast(f.dataType) for f in schema))
         result.rows[table] = df.count()
-        storage.write_part(df, root_text, table, part=part, date=column, empty=not result.rows[table])
-    errors = errors.localCheckpoint(eager=True)
+        storage.write_part(
+            df, root_text, table, part=part, date=column, empty=not result.rows[table]
+        )
     result.rejected = errors.count()
-    storage.write_part(errors, root_text, "load_errors", part=part, date=None, empty=not result.rejected)
+    storage.write_part(
+        errors, root_text, "load_errors", part=part, date=None, empty=not result.rejected
+    )
     if isinstance(store_or_session, SparkStore):
         store_or_session.refresh()
     result.seconds = time.perf_counter() - started
