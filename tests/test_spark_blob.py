@@ -26,6 +26,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import sessionlens as sl
+from sessionlens.cli import main
 from sessionlens.errors import ConfigError, TraceFormatError
 from sessionlens.loaders._normalize import camel_to_snake
 from sessionlens.spark_blob import load_langfuse_blob
@@ -108,19 +109,6 @@ def test_blob_export_maps_to_the_loaders_rows(spark: sl.SparkStore, tmp_path: Pa
     assert names == {f"part-{result.part}"}
 
 
-def test_reload_replaces_its_part_and_analyses_run(spark: sl.SparkStore, tmp_path: Path) -> None:
-    export = tmp_path / "export"
-    sl.datasets.write_langfuse_blob_export(sl.datasets.generate(12, seed=3), export, fmt="parquet")
-    spark_root = tmp_path / "root"
-    first = load_langfuse_blob(spark, [export], root=spark_root)
-    again = load_langfuse_blob(spark, [export], root=spark_root)
-    assert again.rows == first.rows and again.part == first.part
-    store = sl.connect_spark(spark.session, root=str(spark_root))
-    assert store.read("traces").count() == first.rows["traces"]  # replaced, not doubled
-    analysed = sl.analyze_sessions(store)
-    assert analysed.sessions == first.rows["sessions"] - 1  # the internal session is left out
-
-
 def test_real_framework_traces_as_blob_parquet(spark: sl.SparkStore, tmp_path: Path) -> None:
     """Real Langfuse downloads (20 agent frameworks) rewritten as a blob Parquet export."""
     tables: dict[str, list[dict[str, Any]]] = {"traces": [], "observations": []}
@@ -141,6 +129,11 @@ def test_real_framework_traces_as_blob_parquet(spark: sl.SparkStore, tmp_path: P
     duck, mapped, result = _both(spark, export, tmp_path)
     for table in TABLES:
         assert _rows(mapped, table) == _rows(duck, table), table
+    # Loading the export again replaces its own part: nothing doubles.
+    again = load_langfuse_blob(spark, [export], root=mapped)
+    assert (again.part, again.rows) == (result.part, result.rows)
+    store = sl.connect_spark(spark.session, root=str(mapped))
+    assert store.read("observations").count() == result.rows["observations"]
     # The downloads repeat 3 observation ids: one row each, as in the DuckDB store.
     assert result.rows["observations"] == len({o["id"] for o in tables["observations"]})
     assert result.rows["tool_calls"] > 0 and result.rows["conversation_turns"] > 0
@@ -160,6 +153,21 @@ def test_strict_names_file_row_and_reason(spark: sl.SparkStore, tmp_path: Path) 
     with pytest.raises(TraceFormatError, match=r"observations/.*\.parquet.*row 3.*BOGUS"):
         load_langfuse_blob(spark, tmp_path / "x", root=tmp_path / "root", strict=True)
     assert not (tmp_path / "root" / "traces").exists()  # nothing written
+
+
+def test_convert_cli_with_spark(
+    spark: sl.SparkStore, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ds = sl.datasets.generate(3, seed=2)
+    ds.observations[2]["type"] = "BOGUS"
+    sl.datasets.write_langfuse_blob_export(ds, tmp_path / "x", fmt="parquet")
+    out = tmp_path / "root"
+    assert main(["convert", str(tmp_path / "x"), "--out", str(out), "--spark"]) == 0
+    printed = capsys.readouterr().out
+    assert "sessions 3" in printed and "rejected 1" in printed
+    assert sorted(_column(out, "sessions", "trace_count")) == sorted(ds.planted.trace_count)
+    assert main(["convert", str(tmp_path / "x"), "--out", str(out), "--gap", "5"]) == 1
+    assert "error: --gap: applies only with --spark" in capsys.readouterr().err
 
 
 def test_input_and_options_errors(spark: sl.SparkStore, tmp_path: Path) -> None:
