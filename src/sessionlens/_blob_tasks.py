@@ -67,7 +67,7 @@ def file_key(uri: str) -> str:
     parsed = urlparse(uri)
     if parsed.scheme in ("", "file"):
         return unquote(parsed.path)
-    return uri
+    return unquote(uri)  # Spark reports URLs encoded; Hadoop lists them decoded
 
 
 @functools.cache

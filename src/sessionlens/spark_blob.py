@@ -269,6 +269,22 @@ def load_langfuse_blob(
     TraceFormatError
         ``strict`` and a bad record or unreadable file; or files of one table whose schemas
         cannot be merged.
+
+    Examples
+    --------
+    With a handle from ``sl.connect_spark(root="parquet-root/")`` (or ``sessionlens convert
+    langfuse-export/ --out parquet-root/ --spark``)::
+
+        result = load_langfuse_blob(store, "langfuse-export/")
+        result.rows["sessions"], result.rejected
+
+    Anything but a Spark handle is refused before Spark does any work:
+
+    >>> load_langfuse_blob(None, "langfuse-export/", root="parquet-root/")
+    Traceback (most recent call last):
+    ...
+    sessionlens.errors.ConfigError: store_or_session: expected a SparkStore (sl.connect_spark) \
+or a SparkSession, got NoneType
     """
     from pyspark.sql import functions as F
 
