@@ -109,7 +109,9 @@ def test_blob_export_maps_to_the_loaders_rows(spark: sl.SparkStore, tmp_path: Pa
     assert names == {f"part-{result.part}"}
 
 
-def test_real_framework_traces_as_blob_parquet(spark: sl.SparkStore, tmp_path: Path) -> None:
+def test_real_framework_traces_as_blob_parquet(
+    spark: sl.SparkStore, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """Real Langfuse downloads (20 agent frameworks) rewritten as a blob Parquet export."""
     tables: dict[str, list[dict[str, Any]]] = {"traces": [], "observations": []}
     for path in sorted(FRAMEWORK_TRACES.glob("*.json")):
@@ -129,11 +131,12 @@ def test_real_framework_traces_as_blob_parquet(spark: sl.SparkStore, tmp_path: P
     duck, mapped, result = _both(spark, export, tmp_path)
     for table in TABLES:
         assert _rows(mapped, table) == _rows(duck, table), table
-    # Loading the export again replaces its own part: nothing doubles.
-    again = load_langfuse_blob(spark, [export], root=mapped)
-    assert (again.part, again.rows) == (result.part, result.rows)
+    # Loading the export again (here from the CLI) replaces its own part: nothing doubles.
+    assert main(["convert", str(export), "--out", str(mapped), "--spark"]) == 0
+    assert f"-> part-{result.part}: traces {result.rows['traces']}" in capsys.readouterr().out
     store = sl.connect_spark(spark.session, root=str(mapped))
     assert store.read("observations").count() == result.rows["observations"]
+    assert _rows(mapped, "traces") == _rows(duck, "traces")
     # The downloads repeat 3 observation ids: one row each, as in the DuckDB store.
     assert result.rows["observations"] == len({o["id"] for o in tables["observations"]})
     assert result.rows["tool_calls"] > 0 and result.rows["conversation_turns"] > 0
@@ -155,22 +158,9 @@ def test_strict_names_file_row_and_reason(spark: sl.SparkStore, tmp_path: Path) 
     assert not (tmp_path / "root" / "traces").exists()  # nothing written
 
 
-def test_convert_cli_with_spark(
+def test_input_and_options_errors(
     spark: sl.SparkStore, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    ds = sl.datasets.generate(3, seed=2)
-    ds.observations[2]["type"] = "BOGUS"
-    sl.datasets.write_langfuse_blob_export(ds, tmp_path / "x", fmt="parquet")
-    out = tmp_path / "root"
-    assert main(["convert", str(tmp_path / "x"), "--out", str(out), "--spark"]) == 0
-    printed = capsys.readouterr().out
-    assert "sessions 3" in printed and "rejected 1" in printed
-    assert sorted(_column(out, "sessions", "trace_count")) == sorted(ds.planted.trace_count)
-    assert main(["convert", str(tmp_path / "x"), "--out", str(out), "--gap", "5"]) == 1
-    assert "error: --gap: applies only with --spark" in capsys.readouterr().err
-
-
-def test_input_and_options_errors(spark: sl.SparkStore, tmp_path: Path) -> None:
     sl.datasets.write_langfuse_blob_export(sl.datasets.generate(2, seed=1), tmp_path / "j")
     with pytest.raises(ConfigError, match=r"paths: .*\.jsonl is not a Parquet file; load JSON"):
         load_langfuse_blob(spark, tmp_path / "j", root=tmp_path / "root")
@@ -180,3 +170,5 @@ def test_input_and_options_errors(spark: sl.SparkStore, tmp_path: Path) -> None:
         load_langfuse_blob(spark, [], root=tmp_path / "root", part="a/b")
     with pytest.raises(ConfigError, match="gap: gap must be a positive duration"):
         load_langfuse_blob(spark, [], root=tmp_path / "root", gap=timedelta(0))
+    assert main(["convert", str(tmp_path / "j"), "--out", str(tmp_path), "--gap", "5"]) == 1
+    assert "error: --gap: applies only with --spark" in capsys.readouterr().err
