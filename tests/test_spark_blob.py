@@ -109,6 +109,29 @@ def test_blob_export_maps_to_the_loaders_rows(spark: sl.SparkStore, tmp_path: Pa
     assert names == {f"part-{result.part}"}
 
 
+def test_enriched_export_of_observations_v2_only(spark: sl.SparkStore, tmp_path: Path) -> None:
+    """Langfuse's enriched mode: no ``traces/``, trace fields on every ``observations_v2`` row."""
+    ds = sl.datasets.generate(10, seed=4)
+    legacy = tmp_path / "legacy"
+    sl.datasets.write_langfuse_blob_export(ds, legacy, fmt="parquet", window=timedelta(days=4))
+    by_id = {t["id"]: t for t in ds.traces}
+    export = tmp_path / "export"
+    (export / "observations_v2").mkdir(parents=True)
+    for path in sorted((legacy / "observations").iterdir()):
+        table = pq.read_table(path)
+        owners = [by_id[t] for t in table.column("trace_id").to_pylist()]
+        for column, field in [("user_id", "user_id"), ("session_id", "session_id")]:
+            table = table.append_column(column, pa.array([t[field] for t in owners], pa.string()))
+        table = table.append_column("trace_name", pa.array([t["name"] for t in owners]))
+        pq.write_table(table, export / "observations_v2" / path.name)
+    shutil.copytree(legacy / "scores", export / "scores")
+    duck, mapped, _ = _both(spark, export, tmp_path)
+    for table in TABLES:
+        assert _rows(mapped, table) == _rows(duck, table), table
+    assert all(_column(mapped, "traces", "is_stub"))  # every trace is made from its rows
+    assert len(_column(mapped, "sessions", "session_id")) == 10
+
+
 def test_real_framework_traces_as_blob_parquet(
     spark: sl.SparkStore, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
