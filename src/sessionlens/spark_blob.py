@@ -27,9 +27,11 @@ its earliest observation over the whole export (the loader: over the first file 
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -37,9 +39,9 @@ from typing import Any
 
 from . import _blob_tasks as tasks
 from ._blob_io import BlobFile, Storage, list_blob_files
+from ._blob_plan import newest, sessions, spark_type, with_times
 from .analysis.sessions import DEFAULT_GAP
 from .errors import ConfigError, TraceFormatError
-from .loaders import BATCH_ITEMS
 from .loaders._limits import DEFAULT_MAX_RECORD_BYTES, check_limit
 from .loaders._normalize import InternalRules
 from .parquet import CANONICAL
@@ -48,6 +50,8 @@ from .spark import SparkStore, _spark_schema
 __all__ = ["BlobLoadResult", "load_langfuse_blob"]
 
 _PARTITION_BYTES = 64 * 2**20  # input bytes per grouping partition (payloads grow ~2x mapped)
+#: Rows per Arrow batch handed to the mappers: the DuckDB loader reads Parquet 1,024 at a time.
+ROWS_PER_BATCH = 1024
 
 
 @dataclass
@@ -61,19 +65,13 @@ class BlobLoadResult:
     seconds: float = 0.0
 
 
-def _spark_type(schema: Any) -> Any:
-    from pyspark.sql.pandas.types import from_arrow_schema
-
-    return from_arrow_schema(schema, prefer_timestamp_ntz=True)
-
-
 def _map(session: Any, files: list[BlobFile], rules: InternalRules, limit: int) -> Any:
     """Every file through the Langfuse mappers: one envelope DataFrame of rows and rejects."""
     from pyspark.errors import AnalysisException
     from pyspark.sql import functions as F
 
     order = {f.key: (f.path, rank) for rank, f in enumerate(files)}
-    out_type = _spark_type(tasks.envelope("traces", "observations", "scores", "load_errors"))
+    out_type = spark_type(tasks.envelope("traces", "observations", "scores", "load_errors"))
     mapped = None
     for table in dict.fromkeys(f.table for f in files):
         keys = [f.key for f in files if f.table == table]
@@ -98,99 +96,105 @@ def _map(session: Any, files: list[BlobFile], rules: InternalRules, limit: int) 
     return mapped
 
 
-def _newest(df: Any, key: str, *, scores: bool = False) -> Any:
-    """One row per ``key``: the version the loader's merge keeps, with its ``source_file``."""
-    from pyspark.sql import Window
-    from pyspark.sql import functions as F
-
-    updated = F.col("source_updated_at").desc_nulls_last()
-    rank, pos = F.col(tasks.RANK), F.col(tasks.POS)
-    if scores:  # only a strictly newer score replaces: the first batch with the newest wins
-        order = [updated, rank, F.floor(pos / BATCH_ITEMS), pos.desc()]
-    else:  # newer, or as new with other content, replaces: the last copy wins
-        order = [updated, rank.desc(), pos.desc()]
-    if key == "trace_id":
-        order.insert(0, F.col("is_stub").asc())
-    df = df.withColumn("_sl_n", F.row_number().over(Window.partitionBy(key).orderBy(*order)))
-    if not scores:
-        # An identical later copy writes nothing: the row keeps the first such copy's file.
-        same = [key, "source_updated_at", "row_hash"] + (["is_stub"] if key == "trace_id" else [])
-        first = Window.partitionBy(*same).orderBy(rank, pos)
-        df = df.withColumn("source_file", F.first(tasks.FILE).over(first))
-    return df.where(F.col("_sl_n") == 1).drop("_sl_n")
-
-
-def _with_times(traces: Any, observations: Any) -> Any:
-    """Placeholders for trace-less observations, then start / end from the observations."""
-    from pyspark.sql import functions as F
-
-    span = observations.groupBy("trace_id").agg(
-        F.min("start_time").alias("_sl_first"),
-        F.max(F.coalesce("end_time", "start_time")).alias("_sl_last"),
-        F.min(F.struct(tasks.RANK, tasks.POS, "source_format", tasks.FILE)).alias("_sl_o"),
-    )
-    orphans = span.join(traces.select("trace_id"), "trace_id", "left_anti").select(
-        "trace_id",
-        F.lit(True).alias("is_stub"),
-        F.lit(False).alias("is_internal"),
-        F.col("_sl_o.source_format").alias("source_format"),
-        F.col(f"_sl_o.{tasks.FILE}").alias("source_file"),
-    )
-    traces = traces.unionByName(orphans, allowMissingColumns=True)
-    start = F.coalesce(F.col("start_time"), F.col("_sl_first"))
-    return (
-        traces.join(span.drop("_sl_o"), "trace_id", "left")
-        .withColumn("end_time", F.coalesce(F.greatest(start, F.col("_sl_last")), start))
-        .withColumn("start_time", start)
-        .drop("_sl_first", "_sl_last")
-    )
-
-
-def _sessions(traces: Any, observations: Any, *, gap: timedelta, partitions: int) -> Any:
-    """Session keys by the loader's rule, then the derived tables per session partition."""
-    from pyspark.sql import functions as F
-
-    candidates = traces.where(
-        ~F.col("is_internal") & F.col("source_session_id").isNull() & F.col("user_id").isNotNull()
-    ).select("trace_id", "user_id", "start_time", "end_time")
-    inferred = (
-        candidates.repartition(partitions, "user_id")
-        .sortWithinPartitions("user_id")
-        .mapInArrow(
-            functools.partial(tasks.group_users, gap=gap), "trace_id string, session_id string"
-        )
-        .withColumnRenamed("session_id", "_sl_inferred")
-    )
-    keyed = traces.join(inferred, "trace_id", "left").withColumn(
-        tasks.SESSION,
-        F.coalesce("source_session_id", "_sl_inferred", F.concat(F.lit("trace:"), "trace_id")),
-    )
-    schema = tasks.envelope("traces", "observations")
-    obs = observations.drop(tasks.SESSION).join(keyed.select("trace_id", tasks.SESSION), "trace_id")
-    both = keyed.withColumn("session_id", F.col(tasks.SESSION)).withColumn(
-        tasks.TABLE, F.lit("traces")
-    )
-    both = both.unionByName(
-        obs.withColumn(tasks.TABLE, F.lit("observations")), allowMissingColumns=True
-    )
-    both = both.select(*(F.col(f.name).cast(f.dataType) for f in _spark_type(schema)))
-    built = (
-        both.repartition(partitions, tasks.SESSION)
-        .sortWithinPartitions(tasks.SESSION)
-        .mapInArrow(
-            functools.partial(tasks.build_sessions, gap=gap),
-            _spark_type(tasks.envelope("sessions", "tool_calls", "conversation_turns")),
-        )
-    )
-    return keyed, built.localCheckpoint(eager=True)
-
-
 def _part_name(files: list[BlobFile], part: str | None) -> str:
     if part is None:
         part = hashlib.sha256("\n".join(sorted(f.path for f in files)).encode()).hexdigest()[:16]
     if not part or not all(c.isalnum() or c in "-_" for c in part):
         raise ConfigError("part", f"{part!r} is not a plain name; use letters, digits, - and _")
     return part
+
+
+def _frames(
+    session: Any,
+    files: list[BlobFile],
+    unreadable: list[tuple[str, str, str]],
+    *,
+    rules: InternalRules,
+    limit: int,
+    strict: bool,
+    gap: timedelta,
+    partitions: int,
+) -> tuple[dict[str, Any], Any]:
+    """The canonical tables' DataFrames and the rejects (``load_errors`` columns)."""
+    from pyspark.sql import functions as F
+
+    mapped = _map(session, files, rules, limit) if files else None
+    errors = session.createDataFrame(
+        [(*u, "", None) for u in unreadable], spark_type(tasks.arrow_schema("load_errors"))
+    )
+    out: dict[str, Any] = {}
+    if mapped is not None:
+        mapped = mapped.localCheckpoint(eager=True)
+        rejects = mapped.where(F.col(tasks.TABLE) == "load_errors")
+        if strict:
+            first = rejects.orderBy(tasks.RANK, tasks.POS).first()
+            if first is not None:
+                raise TraceFormatError(first[tasks.FILE], first["locator"], first["error"])
+        errors = errors.unionByName(rejects.orderBy(tasks.RANK, tasks.POS).select(*errors.columns))
+        of = {t: mapped.where(F.col(tasks.TABLE) == t) for t in ("traces", "observations")}
+        # Checkpoints: both are read again by the grouping and the writes.
+        observations = newest(of["observations"], "observation_id").localCheckpoint(eager=True)
+        traces = with_times(newest(of["traces"], "trace_id"), observations)
+        traces = traces.localCheckpoint(eager=True)
+        scores = newest(mapped.where(F.col(tasks.TABLE) == "scores"), "score_id", scores=True)
+        keyed, built = sessions(traces, observations, gap=gap, partitions=partitions)
+        derived = {t: built.where(F.col(tasks.TABLE) == t) for t in tasks.BUILT}
+        owner = built.where(F.col(tasks.TABLE) == "trace_sessions").select(
+            "trace_id", F.col("session_id").alias("_sl_owner")
+        )
+        out = {
+            "traces": keyed.join(owner, "trace_id", "left").withColumn(
+                "session_id", F.col("_sl_owner")
+            ),
+            "observations": observations,
+            "scores": scores,
+            "sessions": derived["sessions"],
+            "tool_calls": derived["tool_calls"],
+            "conversation_turns": derived["conversation_turns"],
+        }
+    return out, errors
+
+
+def _write(
+    session: Any,
+    storage: Storage,
+    out: dict[str, Any],
+    errors: Any,
+    now: Any,
+    root: str,
+    part: str,
+    result: BlobLoadResult,
+) -> None:
+    """Every canonical table (empty when not in ``out``) and the rejects, as ``part``."""
+    from pyspark.sql import functions as F
+
+    for table, column in CANONICAL.items():
+        schema = _spark_schema(table)
+        df = out.get(table)
+        if df is None:
+            df = session.createDataFrame([], schema)
+        if "loaded_at" in schema.names:
+            df = df.withColumn("loaded_at", now)
+        df = df.select(*(F.col(f.name).cast(f.dataType) for f in schema))
+        result.rows[table] = df.count()
+        storage.write_part(df, root, table, part=part, date=column, empty=not result.rows[table])
+    result.rejected = errors.count()
+    storage.write_part(errors, root, "load_errors", part=part, date=None, empty=not result.rejected)
+
+
+@contextlib.contextmanager
+def _batch_rows(session: Any, rows: int) -> Iterator[None]:
+    """Arrow batches of at most ``rows`` rows to the executors' Python, for this load only."""
+    key = "spark.sql.execution.arrow.maxRecordsPerBatch"
+    before = session.conf.get(key, None)
+    session.conf.set(key, str(rows))
+    try:
+        yield
+    finally:
+        if before is None:
+            session.conf.unset(key)
+        else:
+            session.conf.set(key, before)
 
 
 def _session_of(store_or_session: Any, root: str | Path | None) -> tuple[Any, str]:
@@ -304,59 +308,22 @@ or a SparkSession, got NoneType
     if partitions is None:
         default = int(session.conf.get("spark.sql.shuffle.partitions", "8"))
         partitions = max(default, sum(f.size for f in files) // _PARTITION_BYTES + 1)
-    mapped = _map(session, files, rules, limit) if files else None
     result = BlobLoadResult(part=part, files=len(files))
     now = F.lit(datetime.now(UTC).replace(tzinfo=None)).cast("timestamp_ntz")
-    errors = session.createDataFrame(
-        [(*u, "", None) for u in unreadable], _spark_type(tasks.arrow_schema("load_errors"))
-    )
-    out: dict[str, Any] = {}
-    if mapped is not None:
-        mapped = mapped.localCheckpoint(eager=True)
-        rejects = mapped.where(F.col(tasks.TABLE) == "load_errors")
-        if strict:
-            first = rejects.orderBy(tasks.RANK, tasks.POS).first()
-            if first is not None:
-                raise TraceFormatError(first[tasks.FILE], first["locator"], first["error"])
-        errors = errors.unionByName(rejects.orderBy(tasks.RANK, tasks.POS).select(*errors.columns))
-        of = {t: mapped.where(F.col(tasks.TABLE) == t) for t in ("traces", "observations")}
-        # Checkpoints: both are read again by the grouping and the writes.
-        observations = _newest(of["observations"], "observation_id").localCheckpoint(eager=True)
-        traces = _with_times(_newest(of["traces"], "trace_id"), observations)
-        traces = traces.localCheckpoint(eager=True)
-        scores = _newest(mapped.where(F.col(tasks.TABLE) == "scores"), "score_id", scores=True)
-        keyed, built = _sessions(traces, observations, gap=gap, partitions=partitions)
-        derived = {t: built.where(F.col(tasks.TABLE) == t) for t in tasks.BUILT}
-        owner = built.where(F.col(tasks.TABLE) == "trace_sessions").select(
-            "trace_id", F.col("session_id").alias("_sl_owner")
+    with _batch_rows(session, ROWS_PER_BATCH):
+        out, errors = _frames(
+            session,
+            files,
+            unreadable,
+            rules=rules,
+            limit=limit,
+            strict=strict,
+            gap=gap,
+            partitions=partitions,
         )
-        out = {
-            "traces": keyed.join(owner, "trace_id", "left").withColumn(
-                "session_id", F.col("_sl_owner")
-            ),
-            "observations": observations,
-            "scores": scores,
-            "sessions": derived["sessions"],
-            "tool_calls": derived["tool_calls"],
-            "conversation_turns": derived["conversation_turns"],
-        }
-    errors = errors.withColumn("loaded_at", now)
-    for table, column in CANONICAL.items():
-        schema = _spark_schema(table)
-        df = out.get(table)
-        if df is None:
-            df = session.createDataFrame([], schema)
-        if "loaded_at" in schema.names:
-            df = df.withColumn("loaded_at", now)
-        df = df.select(*(F.col(f.name).cast(f.dataType) for f in schema))
-        result.rows[table] = df.count()
-        storage.write_part(
-            df, root_text, table, part=part, date=column, empty=not result.rows[table]
+        _write(
+            session, storage, out, errors.withColumn("loaded_at", now), now, root_text, part, result
         )
-    result.rejected = errors.count()
-    storage.write_part(
-        errors, root_text, "load_errors", part=part, date=None, empty=not result.rejected
-    )
     if isinstance(store_or_session, SparkStore):
         store_or_session.refresh()
     result.seconds = time.perf_counter() - started
