@@ -52,6 +52,7 @@ from .loaders.table import load_table
 from .parquet import convert, export_parquet
 from .report import ReportResult, export_report
 from .spark import SparkStore, connect_spark
+from .spark_blob import load_langfuse_blob
 from .store import connect
 
 __version__ = "0.1.0"
@@ -102,6 +103,7 @@ __all__ = [
     "intent_mix",
     "load",
     "load_flows",
+    "load_langfuse_blob",
     "load_spans_dataframe",
     "load_table",
     "load_taxonomy",

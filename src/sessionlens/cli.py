@@ -21,7 +21,7 @@ from duckdb import DuckDBPyConnection
 
 from . import __version__, datasets
 from ._redact_db import redact_database
-from .analysis.sessions import rebuild_sessions
+from .analysis.sessions import DEFAULT_GAP, rebuild_sessions
 from .cache import AnalyzeResult, analyze_sessions
 from .errors import ConfigError, InputNotFoundError, SessionlensError
 from .loaders import FORMATS, LoadResult, load
@@ -166,6 +166,10 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
 def _cmd_convert(args: argparse.Namespace) -> int:
     from .parquet import convert
 
+    if args.spark:
+        return _convert_blob_in_spark(args)
+    if args.gap is not None:
+        raise ConfigError("--gap", "applies only with --spark; convert units keep the 30 minutes")
     results = convert(
         args.paths, out=args.out, workers=args.workers, format=args.format, strict=args.strict
     )
@@ -173,6 +177,27 @@ def _cmd_convert(args: argparse.Namespace) -> int:
         rows = ", ".join(f"{t} {n}" for t, n in r.rows.items() if n)
         print(f"{r.path} -> part-{r.part}: {rows or 'nothing'}")
     print(f"converted {len(results)} unit(s) into {args.out}")
+    return 0
+
+
+def _convert_blob_in_spark(args: argparse.Namespace) -> int:
+    from .spark import connect_spark
+    from .spark_blob import load_langfuse_blob
+
+    gap = timedelta(minutes=args.gap) if args.gap is not None else DEFAULT_GAP
+    from pyspark.sql import SparkSession
+
+    # A session already running in this process (a notebook, a test) is used and left open.
+    running = SparkSession.getActiveSession()
+    store = connect_spark(running, root=args.out, master=args.master)
+    try:
+        r = load_langfuse_blob(store, args.paths, strict=args.strict, gap=gap)
+    finally:
+        if running is None:
+            store.close()
+    rows = ", ".join(f"{t} {n}" for t, n in r.rows.items() if n)
+    print(f"{r.files} file(s) -> part-{r.part}: {rows or 'nothing'}; rejected {r.rejected}")
+    print(f"mapped the Langfuse blob export into {args.out} in {r.seconds:.1f} s")
     return 0
 
 
@@ -382,6 +407,16 @@ def _parser() -> argparse.ArgumentParser:
     )
     p_conv.add_argument("--format", default="auto", choices=["auto", *FORMATS])
     p_conv.add_argument("--strict", action="store_true", help="fail on the first bad record")
+    p_conv.add_argument(
+        "--spark",
+        action="store_true",
+        help="map ONE Langfuse blob Parquet export (all PATHs together) in Spark instead: "
+        "sessions may straddle files (pip install 'sessionlens[spark]')",
+    )
+    p_conv.add_argument("--master", default="local[*]", help="Spark master URL with --spark")
+    p_conv.add_argument(
+        "--gap", type=float, default=None, metavar="MINUTES", help="session gap with --spark"
+    )
     p_conv.set_defaults(run=_cmd_convert)
 
     p_rep = verbs.add_parser(
