@@ -10,6 +10,7 @@ leaves the database exactly as it was.
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
@@ -201,9 +202,10 @@ def write_stream(
         _write.drop_touched(con)
         for rows, rejected in batches:
             stage = _write.Stage()
-            for table in ("traces", "observations", "scores"):
-                written = _write.merge_rows(con, table, rows[table], source_file=path, stage=stage)
-                setattr(result, table, getattr(result, table) + written)
+            merge = functools.partial(_write.merge_rows, con, source_file=path, stage=stage)
+            result.traces += merge("traces", rows["traces"])
+            result.observations += merge("observations", rows["observations"])
+            result.scores += merge("scores", rows["scores"])
             _write.attach_orphans(con, path, stage)
             _write.write_errors(con, path, rejected)
             result.rejected += len(rejected)

@@ -1,8 +1,7 @@
 """Writing mapped rows into the canonical tables: staging, newest-wins merge, error rows.
 
-Rows are staged through Arrow into temporary tables and merged (an ``UPDATE`` of stored ids
-guarded by the record's ``updated_at`` and content hash, then an ``INSERT`` of new ids), so
-that
+Rows are staged as Arrow tables (:class:`Stage`) and merged: an ``UPDATE`` of stored ids
+guarded by the record's ``updated_at`` and content hash, then an ``INSERT`` of new ids, so that
 
 - a re-load of the same export changes nothing (same age and hash, no write);
 - overlapping export windows add each record once, and the newest ``updated_at`` wins;
