@@ -20,8 +20,10 @@ Resolution rules (the reference day is the day of the call):
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import date, timedelta
+from typing import Any
 
 __all__ = ["find_dates"]
 
@@ -39,6 +41,7 @@ _NUMBER_WORDS = {
     "seven": 7, "eight": 8, "nine": 9, "ten": 10,
 }  # fmt: skip
 _PAST_TOLERANCE = timedelta(days=60)
+_MEMO_SIZE = 65536  # distinct texts whose rule matches are remembered
 _MONTH_FIRST_REGIONS = {"US", "CA", "PH", "FM", "MH", "PW"}
 
 _WD = r"(?P<wd>" + "|".join(_WEEKDAYS) + r")"
@@ -46,24 +49,28 @@ _MON = r"(?P<mon>" + "|".join(_MONTHS) + r"|jan|feb|mar|apr|jun|jul|aug|sept?|oc
 _DAY = r"(?P<day>[0-3]?\d)(?:st|nd|rd|th)?"
 _YEAR = r"(?:,?\s+(?P<year>\d{4}))?"
 _OPT_WD = r"(?:(?:" + "|".join(_WEEKDAYS) + r"),?\s+(?:the\s+)?)?"
-# Tried in order; a span once matched is not matched again by a later, looser rule.
-_RULES: list[tuple[str, re.Pattern[str]]] = [
-    ("iso", re.compile(r"(?<![\d-])(?P<y>\d{4})-(?P<m>\d{2})-(?P<d>\d{2})(?![\d-])")),
+_RELATIVE = ["the day after tomorrow", "today", "tomorrow", "tonight"]
+# Tried in order; a span once matched is not matched again by a later, looser rule. The third
+# item lists lower-case words one of which every match contains (the rule's own words); an
+# ASCII text that contains none of them cannot match, so the scan is skipped (_candidates).
+_RULES: list[tuple[str, re.Pattern[str], tuple[str, ...]]] = [
+    ("iso", re.compile(r"(?<![\d-])(?P<y>\d{4})-(?P<m>\d{2})-(?P<d>\d{2})(?![\d-])"), ("-",)),
     ("numeric", re.compile(r"(?<![\d/])(?P<a>\d{1,2})/(?P<b>\d{1,2})(?:/(?P<y>\d{2}|\d{4}))?"
-                           r"(?![\d/])")),
+                           r"(?![\d/])"), ("/",)),
+    # every alternative of _MON starts with a month's first three letters ("sept" with "sep")
     ("month_day", re.compile(_OPT_WD + _MON + r"\s+(?:the\s+)?" + _DAY + r"\b" + _YEAR,
-                             re.IGNORECASE)),
+                             re.IGNORECASE), tuple(_MONTH_ABBR)),
     ("day_month", re.compile(_OPT_WD + r"(?:the\s+)?" + _DAY + r"\s+(?:of\s+)?" + _MON + r"\b"
-                             + _YEAR, re.IGNORECASE)),
-    ("relative", re.compile(r"\b(?P<rel>the day after tomorrow|today|tomorrow|tonight)\b",
-                            re.IGNORECASE)),
-    ("in_n", re.compile(r"\bin\s+(?P<n>\d+|a|an|one|two|three|four|five|six|seven|eight|nine|"
-                        r"ten)\s+(?P<unit>days?|weeks?)\b", re.IGNORECASE)),
+                             + _YEAR, re.IGNORECASE), tuple(_MONTH_ABBR)),
+    ("relative", re.compile(r"\b(?P<rel>" + "|".join(_RELATIVE) + r")\b", re.IGNORECASE),
+     tuple(_RELATIVE)),
+    ("in_n", re.compile(r"\bin\s+(?P<n>\d+|" + "|".join(_NUMBER_WORDS) + r")\s+"
+                        r"(?P<unit>days?|weeks?)\b", re.IGNORECASE), ("day", "week")),
     ("weekday", re.compile(r"\b(?P<mod>next|this coming|this|coming|on)?\s*" + _WD + r"\b(?!s)",
-                           re.IGNORECASE)),
+                           re.IGNORECASE), tuple(_WEEKDAYS)),
     ("ordinal", re.compile(r"\bthe\s+(?P<day>[0-3]?\d)(?:st|nd|rd|th)\b"
                            r"(?!\s+(?:floor|grade|time|one|street|st\b|avenue|ave\b))",
-                           re.IGNORECASE)),
+                           re.IGNORECASE), ("the",)),
 ]  # fmt: skip
 
 
@@ -87,8 +94,7 @@ def _month_number(name: str) -> int:
     return _MONTH_ABBR[name.lower()[:3]]
 
 
-def _resolve(kind: str, m: re.Match[str], ref: date | None, region: str) -> date | None:
-    g = m.groupdict()
+def _resolve(kind: str, g: dict[str, Any], ref: date | None, region: str) -> date | None:
     if kind == "iso":
         return _safe_date(int(g["y"]), int(g["m"]), int(g["d"]))
     if ref is None:  # without the day of the call only dates that say their year are known
@@ -122,6 +128,32 @@ def _resolve(kind: str, m: re.Match[str], ref: date | None, region: str) -> date
     return found
 
 
+@functools.lru_cache(maxsize=_MEMO_SIZE)
+def _candidates(text: str) -> tuple[tuple[str, int, int, dict[str, Any]], ...]:
+    """Every match of every rule in ``text``: ``(kind, start, end, groups)``, rules in order.
+
+    A pure function of the text (resolving against the day of the call comes after), so it is
+    remembered: callers repeat the same sentences across sessions. Rules that cannot match are
+    not run: those needing a digit when the text has none, and, in ASCII text, those none of
+    whose words it contains (non-ASCII text is scanned in full: case-insensitive matching
+    folds a few non-ASCII letters, such as the Kelvin sign, onto ASCII ones).
+    """
+    has_digit = _DIGIT.search(text) is not None
+    lowered = text.lower() if text.isascii() else None
+    out = []
+    for kind, rule, words in _RULES:
+        if kind in _NEEDS_DIGIT and not has_digit:  # such a rule cannot match: skip the scan
+            continue
+        if lowered is not None and not any(w in lowered for w in words):
+            continue
+        for m in rule.finditer(text):
+            start, end = m.span()
+            if kind == "weekday" and m.group("mod"):
+                start = m.start("mod")
+            out.append((kind, start, end, m.groupdict()))
+    return tuple(out)
+
+
 def find_dates(text: str, reference: date | None, *, region: str = "US") -> list[tuple[int, date]]:
     """Every explicit date said in ``text``, as ``(offset, date)`` in the order said.
 
@@ -139,18 +171,12 @@ def find_dates(text: str, reference: date | None, *, region: str = "US") -> list
     """
     taken: list[tuple[int, int]] = []
     found: list[tuple[int, date]] = []
-    has_digit = _DIGIT.search(text) is not None
-    for kind, rule in _RULES:
-        if kind in _NEEDS_DIGIT and not has_digit:  # such a rule cannot match: skip the scan
+    for kind, start, end, groups in _candidates(text):
+        # A span a match resolved to a date is taken: later (looser) rules skip it.
+        if any(start < e and s < end for s, e in taken):
             continue
-        for m in rule.finditer(text):
-            start, end = m.span()
-            if kind == "weekday" and m.group("mod"):
-                start = m.start("mod")
-            if any(start < e and s < end for s, e in taken):
-                continue
-            resolved = _resolve(kind, m, reference, region)
-            if resolved is not None:
-                taken.append((start, end))
-                found.append((start, resolved))
+        resolved = _resolve(kind, groups, reference, region)
+        if resolved is not None:
+            taken.append((start, end))
+            found.append((start, resolved))
     return sorted(found, key=lambda item: item[0])

@@ -89,6 +89,7 @@ _PLURAL = (
     r"kids|children|sons|daughters|boys|girls|little ones|babies|toddlers|grandkids|"
     r"grandchildren|grandsons|granddaughters|stepsons|stepdaughters|twins|triplets"
 )
+_MEMO_SIZE = 65536  # distinct texts whose phone numbers are remembered
 _PARTS = {"@Q": _Q, "@NAME": _NAME, "@NUM": _NUM, "@PLURAL": _PLURAL, "@SINGULAR": _SINGULAR}
 
 
@@ -170,6 +171,7 @@ def _names(value: Any) -> list[str]:
     return [name] if name else []
 
 
+@functools.lru_cache(maxsize=_MEMO_SIZE)  # a pure function; the same numbers recur
 def _parse_phone(text: str, region: str) -> str | None:
     try:
         number = phonenumbers.parse(text, region)
@@ -178,6 +180,23 @@ def _parse_phone(text: str, region: str) -> str | None:
     if not phonenumbers.is_possible_number(number):
         return None
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+@functools.lru_cache(maxsize=_MEMO_SIZE)
+def _spoken_numbers(text: str, region: str) -> tuple[tuple[str, str], ...]:
+    """``(E.164, as said)`` per phone number ``PhoneNumberMatcher`` finds in ``text``.
+
+    A pure function of its arguments, so remembered: callers repeat the same sentences across
+    sessions, and the matcher costs more than the rest of the extraction.
+    """
+    # The matcher's every candidate is a run of (Unicode) digits: without one it finds
+    # nothing, and building it is not free.
+    if not _DIGIT.search(text):
+        return ()
+    return tuple(
+        (phonenumbers.format_number(m.number, phonenumbers.PhoneNumberFormat.E164), m.raw_string)
+        for m in phonenumbers.PhoneNumberMatcher(text, region)
+    )
 
 
 def _arg_dates(value: Any, ref: date | None, region: str) -> list[date]:
@@ -353,15 +372,7 @@ def extract_booking_details(
     elif parent := next((p for p in map(_parent_from_text, caller) if p), None):
         sources["parent_name"] = "caller_text"
 
-    spoken: list[tuple[str, str]] = []
-    for text in caller:
-        # The matcher's every candidate is a run of (Unicode) digits: without one it finds
-        # nothing, and building it costs more than the rest of the extraction.
-        if not _DIGIT.search(text):
-            continue
-        for m in phonenumbers.PhoneNumberMatcher(text, region):
-            e164 = phonenumbers.format_number(m.number, phonenumbers.PhoneNumberFormat.E164)
-            spoken.append((e164, m.raw_string))
+    spoken = [number for text in caller for number in _spoken_numbers(text, region)]
     phone_e164 = phone_raw = None
     if "phone" in args:
         phone_e164, phone_raw = args["phone"]
