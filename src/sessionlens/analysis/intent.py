@@ -24,7 +24,14 @@ from typing import Any
 
 from ..errors import ConfigError
 from .evidence import SessionEvidence
-from .taxonomy import DEFAULT_TAXONOMY, Pattern, Taxonomy, ToolEvidence, load_taxonomy
+from .taxonomy import (
+    DEFAULT_TAXONOMY,
+    Pattern,
+    Taxonomy,
+    ToolEvidence,
+    load_taxonomy,
+    required_words,
+)
 
 __all__ = [
     "DEFAULT_TAXONOMY",
@@ -197,20 +204,6 @@ def _text_implied(pattern: Pattern) -> bool:
     return pattern.kind == "keyword" or not _CONTEXT.search(pattern.text)
 
 
-def _keyword_literal(pattern: Pattern) -> str:
-    """The longest word (a ``*`` stem without it) every match of an ASCII keyword contains,
-    lower case; ``''`` for regular expressions and non-ASCII keywords (no shortcut).
-
-    Examples
-    --------
-    >>> _keyword_literal(Pattern.keyword("new patient*")), _keyword_literal(Pattern.compile("x"))
-    ('patient', '')
-    """
-    if pattern.kind != "keyword" or not pattern.text.isascii():
-        return ""
-    return max((w.rstrip("*").lower() for w in pattern.text.split()), key=len)
-
-
 class RuleClassifier:
     """The offline classifier: weighted keyword, regex and tool evidence from a taxonomy.
 
@@ -243,21 +236,35 @@ class RuleClassifier:
         self.taxonomy = DEFAULT_TAXONOMY if taxonomy is None else load_taxonomy(taxonomy)
         # Per pattern, in taxonomy order: what _message_hits needs, worked out once.
         self._plan = [
-            (spec.name, p.weight, p.regex, _keyword_literal(p), _text_implied(p))
+            (spec.name, p.weight, p.regex, _text_implied(p))
             for spec in self.taxonomy.intents
             for p in spec.patterns
         ]
+        # The prefilter of ASCII text: per required word, the patterns (plan indices) that
+        # need it (one of their words must be in the lower-cased text to match at all);
+        # patterns that need nothing are always tried.
+        self._by_word: dict[str, list[int]] = {}
+        self._always: list[int] = []
+        for i, (_, _, regex, _) in enumerate(self._plan):
+            words = required_words(regex)
+            for word in words or ():
+                self._by_word.setdefault(word, []).append(i)
+            if not words:
+                self._always.append(i)
+        # Per (intent, tool evidence) pair in taxonomy order, the intent and the evidence.
+        self._tools = [(spec.name, tool) for spec in self.taxonomy.intents for tool in spec.tools]
         self._hits: dict[str, tuple[tuple[str, float, int], ...]] = {}
-        # Tool names repeat across sessions: remember each (evidence, name) glob match.
-        self._tool_hits: dict[tuple[str, str], bool] = {}
+        # Tool names repeat across sessions: remember which pairs each name matches (globs).
+        self._tool_hits: dict[str, tuple[int, ...]] = {}
 
-    def _matches(self, tool: ToolEvidence, name: str) -> bool:
-        key = (tool.name, name)
-        hit = self._tool_hits.get(key)
+    def _tool_pairs(self, name: str) -> tuple[int, ...]:
+        """Indices into ``self._tools`` of the tool evidence that ``name`` is."""
+        hit = self._tool_hits.get(name)
         if hit is None:
             if len(self._tool_hits) > _MEMO_SIZE:  # bounded for tool names that never repeat
                 self._tool_hits.clear()
-            hit = self._tool_hits[key] = tool.matches(name)
+            hit = tuple(j for j, (_, tool) in enumerate(self._tools) if tool.matches(name))
+            self._tool_hits[name] = hit
         return hit
 
     def __repr__(self) -> str:
@@ -270,14 +277,18 @@ class RuleClassifier:
         found = self._hits.get(text)
         if found is not None:
             return found
-        # ASCII text matches an ASCII keyword case-insensitively only if its lower-case
-        # form contains the keyword's literal words: a substring test rules most out.
-        lowered = text.lower() if text.isascii() else None
+        if text.isascii():  # only the patterns one of whose required words it contains
+            lowered = text.lower()
+            tried = set(self._always)
+            for word, indices in self._by_word.items():
+                if word in lowered:
+                    tried.update(indices)
+            plan = [self._plan[i] for i in sorted(tried)]  # taxonomy order, as without
+        else:  # case folding maps a few non-ASCII letters to ASCII ones: try every pattern
+            plan = self._plan
         sentences: list[str] | None = None
         out = []
-        for name, weight, regex, literal, text_first in self._plan:
-            if lowered is not None and literal and literal not in lowered:
-                continue
+        for name, weight, regex, text_first in plan:
             # One search over the message rules most patterns out; only a hit needs the
             # per-sentence scan (see _text_implied for why this is exact).
             if text_first and not regex.search(text):
@@ -306,12 +317,14 @@ class RuleClassifier:
                 if turn.role == "user":
                     key = (name, t_idx, s_idx)
                     caller_hits[key] = caller_hits.get(key, 0.0) + weight
-        for spec in tax.intents:
-            for tool in spec.tools:
-                calls = [c for c in evidence.tool_calls if self._matches(tool, c.name)]
-                if calls:
-                    ok = any(not c.is_error for c in calls)
-                    scores[spec.name] += tool.weight * (1.0 if ok else tax.failed_tool_weight)
+        # Per tool evidence a call matched: whether any such call succeeded.
+        called: dict[int, bool] = {}
+        for call in evidence.tool_calls:
+            for j in self._tool_pairs(call.name):
+                called[j] = called.get(j, False) or not call.is_error
+        for j in sorted(called):  # taxonomy order: the same sums, added in the same order
+            name, tool = self._tools[j]
+            scores[name] += tool.weight * (1.0 if called[j] else tax.failed_tool_weight)
         ranked = sorted(tax.names, key=lambda n: -scores[n])  # stable: file order on ties
         best = ranked[0]
         runner_up = scores[ranked[1]] if len(ranked) > 1 else 0.0

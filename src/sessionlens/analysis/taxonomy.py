@@ -16,6 +16,7 @@ from __future__ import annotations
 import fnmatch
 import math
 import re
+import re._parser as _sre  # to read a regex's literals: required_words
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,11 +33,13 @@ __all__ = [
     "ToolEvidence",
     "default_taxonomy_path",
     "load_taxonomy",
+    "required_words",
 ]
 
 _TOP_KEYS = {"fallback", "smoothing", "failed_tool_weight", "speakers", "intents"}
 _INTENT_KEYS = {"description", "patterns", "tools"}
 _DEFAULT_SPEAKERS = {"user": 1.0, "assistant": 0.25, "system": 0.0, "tool": 0.0}
+_REPEATS = (_sre.MAX_REPEAT, _sre.MIN_REPEAT, getattr(_sre, "POSSESSIVE_REPEAT", _sre.MAX_REPEAT))
 
 
 @dataclass(frozen=True)
@@ -75,6 +78,60 @@ class Pattern:
     def compile(cls, text: str, weight: float = 1.0) -> Pattern:
         """A Python regular expression, matched case-insensitively."""
         return cls("regex", text, weight, re.compile(text, re.IGNORECASE))
+
+
+def required_words(regex: re.Pattern[str]) -> tuple[str, ...] | None:
+    """Lower-case ASCII strings one of which every match of ``regex`` contains, or None.
+
+    The rule classifier's prefilter: an ASCII text whose lower-case form contains none of them
+    cannot match, so the regular expression need not run. Worked out from the parsed
+    expression, conservatively: runs of ASCII literal characters count, a group or a repeat
+    of at least one counts as its body, an alternation as the union of its branches; anything
+    else (classes, lookarounds, backreferences, optional parts) is no evidence. Only ASCII
+    characters are used: under ``re.IGNORECASE`` a few non-ASCII letters (the Kelvin sign,
+    the long s) match ASCII ones, but in ASCII text an ASCII letter matches only itself in
+    either case. None when nothing is required (or the expression cannot be analysed).
+
+    Examples
+    --------
+    >>> required_words(Pattern.keyword("new patient*").regex)
+    ('patient',)
+    >>> required_words(re.compile(r"\bhow much\b|\bcosts?\b", re.IGNORECASE))
+    ('how much', 'cost')
+    >>> required_words(re.compile(r"\d+|maybe")) is None
+    True
+    """
+    try:
+        return _required(list(_sre.parse(regex.pattern, regex.flags)))
+    except Exception:  # an internal parser that changed shape: no prefilter, never wrong
+        return None
+
+
+def _required(seq: list[Any]) -> tuple[str, ...] | None:
+    """Best requirement of a parsed sequence: the one whose shortest string is longest."""
+    found: list[tuple[str, ...]] = []
+    run: list[str] = []
+    for op, arg in [*seq, (None, None)]:  # a sentinel flushes the last literal run
+        if op == _sre.LITERAL and arg < 128:
+            run.append(chr(arg).lower())
+            continue
+        if run:
+            found.append(("".join(run),))
+            run = []
+        sub: tuple[str, ...] | None = None
+        if op == _sre.SUBPATTERN:
+            sub = _required(list(arg[-1]))
+        elif op in _REPEATS and arg[0] >= 1:
+            sub = _required(list(arg[2]))
+        elif op == _sre.ATOMIC_GROUP:
+            sub = _required(list(arg))
+        elif op == _sre.BRANCH:
+            branches = [_required(list(b)) for b in arg[1]]
+            if all(b is not None for b in branches):
+                sub = tuple(dict.fromkeys(w for b in branches for w in b or ()))
+        if sub:
+            found.append(sub)
+    return max(found, key=lambda ws: min(map(len, ws)), default=None)
 
 
 @dataclass(frozen=True)
