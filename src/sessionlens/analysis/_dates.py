@@ -74,6 +74,10 @@ _RULES: list[tuple[str, re.Pattern[str], tuple[str, ...]]] = [
 ]  # fmt: skip
 
 
+# Per rule: one search of the lower-cased text for any of its words (a C loop, not a Python one).
+_WORD_CHECKS = [re.compile("|".join(map(re.escape, words))) for _, _, words in _RULES]
+
+
 def _safe_date(year: int, month: int, day: int) -> date | None:
     try:
         return date(year, month, day)
@@ -141,10 +145,10 @@ def _candidates(text: str) -> tuple[tuple[str, int, int, dict[str, Any]], ...]:
     has_digit = _DIGIT.search(text) is not None
     lowered = text.lower() if text.isascii() else None
     out = []
-    for kind, rule, words in _RULES:
+    for (kind, rule, _), words in zip(_RULES, _WORD_CHECKS, strict=True):
         if kind in _NEEDS_DIGIT and not has_digit:  # such a rule cannot match: skip the scan
             continue
-        if lowered is not None and not any(w in lowered for w in words):
+        if lowered is not None and not words.search(lowered):
             continue
         for m in rule.finditer(text):
             start, end = m.span()

@@ -229,9 +229,12 @@ def _from_arguments(calls: Sequence[ToolCall], ref: date | None, region: str) ->
     view), else the latest failed one; the largest child count any call gave; children and
     dates from every call, in session order."""
     found: dict[str, Any] = {"children": [], "dates": []}
-    ordered = [c for c in calls if c.is_error] + [c for c in calls if not c.is_error]
-    for call in ordered:
-        for f, value in _walk(call.arguments):
+    walked = [list(_walk(call.arguments)) for call in calls]  # both passes read them
+    ordered = [w for c, w in zip(calls, walked, strict=True) if c.is_error] + [
+        w for c, w in zip(calls, walked, strict=True) if not c.is_error
+    ]
+    for fields in ordered:
+        for f, value in fields:
             if f == "parent_name" and (name := _person(value)):
                 found["parent_name"] = name
             elif f == "phone" and isinstance(value, str | int) and not isinstance(value, bool):
@@ -239,8 +242,8 @@ def _from_arguments(calls: Sequence[ToolCall], ref: date | None, region: str) ->
                     found["phone"] = (e164, str(value))
             elif f == "child_count" and type(value) is int and value >= 0:
                 found["child_count"] = max(value, found.get("child_count", 0))
-    for call in calls:  # lists keep session order
-        for f, value in _walk(call.arguments):
+    for fields in walked:  # lists keep session order
+        for f, value in fields:
             if f == "children":
                 found["children"] += _names(value)
             elif f == "dates":
