@@ -28,7 +28,6 @@ from .taxonomy import (
     DEFAULT_TAXONOMY,
     Pattern,
     Taxonomy,
-    ToolEvidence,
     load_taxonomy,
     required_words,
 )

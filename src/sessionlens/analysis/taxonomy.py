@@ -81,7 +81,7 @@ class Pattern:
 
 
 def required_words(regex: re.Pattern[str]) -> tuple[str, ...] | None:
-    """Lower-case ASCII strings one of which every match of ``regex`` contains, or None.
+    r"""Lower-case ASCII strings one of which every match of ``regex`` contains, or None.
 
     The rule classifier's prefilter: an ASCII text whose lower-case form contains none of them
     cannot match, so the regular expression need not run. Worked out from the parsed
