@@ -87,6 +87,25 @@ def test_date_prefilter_edge_cases_find_something() -> None:
     assert _dates.find_dates("NEXT TUESDAY please", REF)[0][1] == date(2026, 9, 8)
 
 
+@pytest.mark.parametrize(
+    ("folded", "plain"),
+    [
+        ("on \u017funday", "on sunday"),
+        ("\u017fept 4", "sept 4"),
+        ("in two wee\u212a\u017f", "in two weeks"),
+        ("THI\u017f Friday", "THIS Friday"),
+        ("on fr\u0130day", "on friday"),
+        ("\u0131n three days", "in three days"),
+    ],
+)
+def test_dates_fold_the_letters_matching_folds(folded: str, plain: str) -> None:
+    # case-insensitive matching takes these four letters for ASCII ones; the matched word used
+    # to be looked up unfolded and raised (ValueError/KeyError), aborting the analysis
+    expected = [d for _, d in _dates.find_dates(plain, REF)]
+    assert expected
+    assert [d for _, d in _dates.find_dates(folded, REF)] == expected
+
+
 def test_every_date_rule_lists_its_words() -> None:
     # each rule's words are its own: a rule matching a text contains one of them
     for kind, rule, words in _dates._RULES:

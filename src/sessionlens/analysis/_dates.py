@@ -94,8 +94,18 @@ def _month_day(month: int, day: int, year: str | None, ref: date) -> date | None
     return found
 
 
+#: The four non-ASCII letters case-insensitive matching takes for ASCII ones; a matched word
+#: is folded the same way before it is looked up (a long s in "sunday" matched the weekday
+#: rule, then the lookup raised).
+_ASCII_FOLDS = str.maketrans({"\u0130": "i", "\u0131": "i", "\u017f": "s", "\u212a": "k"})
+
+
+def _word(text: str) -> str:
+    return text.translate(_ASCII_FOLDS).lower()
+
+
 def _month_number(name: str) -> int:
-    return _MONTH_ABBR[name.lower()[:3]]
+    return _MONTH_ABBR[_word(name)[:3]]
 
 
 def _resolve(kind: str, g: dict[str, Any], ref: date | None, region: str) -> date | None:
@@ -115,14 +125,14 @@ def _resolve(kind: str, g: dict[str, Any], ref: date | None, region: str) -> dat
     if kind in ("month_day", "day_month"):
         return _month_day(_month_number(g["mon"]), int(g["day"]), g["year"], ref)
     if kind == "relative":
-        rel = g["rel"].lower()
+        rel = _word(g["rel"])
         return ref + timedelta(days={"today": 0, "tonight": 0, "tomorrow": 1}.get(rel, 2))
     if kind == "in_n":
-        n = int(g["n"]) if g["n"].isdigit() else _NUMBER_WORDS[g["n"].lower()]
-        return ref + timedelta(days=n * (7 if g["unit"].lower().startswith("week") else 1))
+        n = int(g["n"]) if g["n"].isdigit() else _NUMBER_WORDS[_word(g["n"])]
+        return ref + timedelta(days=n * (7 if _word(g["unit"]).startswith("week") else 1))
     if kind == "weekday":
-        ahead = (_WEEKDAYS.index(g["wd"].lower()) - ref.weekday()) % 7
-        is_this = (g["mod"] or "").lower() == "this"
+        ahead = (_WEEKDAYS.index(_word(g["wd"])) - ref.weekday()) % 7
+        is_this = _word(g["mod"] or "") == "this"
         return ref + timedelta(days=ahead if (ahead or is_this) else 7)
     day = int(g["day"])  # "the 14th": this month's if still to come, else next month's
     found = _safe_date(ref.year, ref.month, day)
