@@ -9,9 +9,10 @@ in the turns of a session; :class:`HistoryParser` instead parses only the new ta
 
 The shortcut is exact: JSON array elements are parsed independently (a value ends at the same
 place whether ``]`` or ``,`` follows it), and
-:func:`~sessionlens.analysis.messages.extract_messages` parses list items independently too, so ``parse(A + B) == parse(A) + parse(B)`` when both
-halves are non-empty arrays. The one coupling is failure: a payload whose parse raises yields no
-messages at all, which the parser carries over from prefix to whole.
+:func:`~sessionlens.analysis.messages.extract_messages` parses list items independently too,
+so ``parse(A + B) == parse(A) + parse(B)`` when both halves are non-empty arrays. The one
+coupling is failure: a payload whose parse raises yields no messages at all, which the parser
+carries over from prefix to whole.
 """
 
 from __future__ import annotations
