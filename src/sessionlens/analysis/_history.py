@@ -66,31 +66,36 @@ class HistoryParser:
 
         The returned list may be shared with later calls: do not modify it.
         """
-        if isinstance(raw, str):
-            if (
-                self._raw and raw == self._raw
-            ):  # nested generations often repeat their parent's input
-                messages = self._messages or []
-                return messages, len(messages)
-            if self._raw and raw.startswith(self._prefix):
+        if isinstance(raw, str) and self._raw:
+            if raw == self._raw:  # nested generations often repeat their parent's input
+                previous = self._messages or []
+                return previous, len(previous)
+            if raw.startswith(self._prefix):
                 tail = _array_tail(raw, len(self._prefix))
                 if tail:
-                    prev = self._messages
-                    new = self._items(tail)
-                    messages = None if prev is None or new is None else prev + new
-                    self._remember(raw, messages)
-                    return ([], 0) if messages is None or prev is None else (messages, len(prev))
-            if raw.lstrip(_WS)[:1] == "[":
-                try:
-                    decoded = json.loads(raw)
-                except ValueError:
-                    decoded = None
-                if isinstance(decoded, list) and decoded:
-                    messages = self._items(decoded)
-                    self._remember(raw, messages)
-                    return messages or [], 0
+                    return self._extend(raw, tail)
+        if isinstance(raw, str) and raw.lstrip(_WS)[:1] == "[":
+            try:
+                decoded = json.loads(raw)
+            except ValueError:
+                decoded = None
+            if isinstance(decoded, list) and decoded:
+                messages = self._items(decoded)
+                self._remember(raw, messages)
+                return messages or [], 0
         self._raw, self._prefix, self._messages = "", "", None
         return extract_messages(decode_json_value(raw), default_role=self._default_role), 0
+
+    def _extend(self, raw: str, tail: list[Any]) -> tuple[list[Message], int]:
+        """Messages of ``raw``: the remembered array's, then those of its new ``tail``."""
+        previous = self._messages
+        new = self._items(tail)
+        if previous is None or new is None:  # the whole payload's parse raises
+            self._remember(raw, None)
+            return [], 0
+        messages = previous + new
+        self._remember(raw, messages)
+        return messages, len(previous)
 
     def _items(self, items: list[Any]) -> list[Message] | None:
         """``extract_messages`` of a decoded array, or None where it would swallow an error."""

@@ -10,8 +10,7 @@ first happened. Payload shapes are parsed by :mod:`sessionlens.analysis.messages
 from __future__ import annotations
 
 import json
-from collections import Counter
-from collections.abc import Hashable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -157,11 +156,12 @@ class Transcriber:
     """
 
     def __init__(self) -> None:
-        self._columns: dict[str, list[Any]] = {name: [] for name in _SCHEMA.names}
+        self._rows: list[tuple[Any, ...]] = []
         self._group: object = object()
-        self._said: Counter[Hashable] = Counter()
+        self._said: dict[_Key, int] = {}  # how often the session has said each message
         self._seq = 0
         self._in_keys: list[_Key] = []  # identities of the previous event's inputs
+        self._in_counts: dict[_Key, int] = {}  # and how often each occurs
         self._canonical: dict[str, str] = {}  # tool arguments text -> canonical JSON
 
     def add(
@@ -178,45 +178,64 @@ class Transcriber:
         """Add one event: its input messages at ``started``, then its outputs at ``ended``."""
         # Sessionless traces are transcribed on their own.
         group = session_id if session_id is not None else ("trace", trace_id)
-        if group != self._group:
-            self._group, self._said, self._seq = group, Counter(), 0
-        in_keys = self._in_keys[:reused] + [self._identity(m) for m in inputs[reused:]]
-        self._in_keys = in_keys
-        out_keys = [self._identity(m) for m in outputs]
-        said = self._said
-        cols = self._columns
+        event = (session_id, trace_id, observation_id)
+        same_group = group == self._group
+        if not same_group:
+            self._group, self._said, self._seq = group, {}, 0
+        new_keys = [self._identity(m) for m in inputs[reused:]]
+        prev_keys, self._in_keys = self._in_keys, self._in_keys[:reused] + new_keys
         # Count occurrences within this request, so history already said is skipped while a
         # message genuinely repeated (a user saying "yes" twice) is kept the second time.
-        in_request: Counter[Hashable] = Counter()
-        for messages, keys, at in ((inputs, in_keys, started), (outputs, out_keys, ended)):
-            for msg, key in zip(messages, keys, strict=True):
-                in_request[key] += 1
-                if in_request[key] <= said[key]:
-                    continue
-                said[key] += 1
-                content = render_message(msg)
-                if content is None:
-                    continue
-                self._seq += 1
-                cols["session_id"].append(session_id)
-                cols["trace_id"].append(trace_id)
-                cols["observation_id"].append(observation_id)
-                cols["seq"].append(self._seq)
-                cols["role"].append(msg.role)
-                cols["content"].append(content)
-                cols["timestamp"].append(at if isinstance(at, datetime) else None)
+        # Re-sent history (the previous request's inputs, within the session) is all skipped:
+        # that request left said[k] >= its count of k, and said only grows within a session.
+        # So its walk would only count, and the counts are the previous request's: start there.
+        if same_group and reused == len(prev_keys) and reused:
+            in_request = self._in_counts.copy()
+            self._walk(in_request, inputs[reused:], new_keys, started, event)
+        else:
+            in_request = {}
+            self._walk(in_request, inputs, self._in_keys, started, event)
+        self._in_counts = in_request.copy()
+        out_keys = [self._identity(m) for m in outputs]
+        self._walk(in_request, outputs, out_keys, ended, event)
+
+    def _walk(
+        self,
+        in_request: dict[_Key, int],
+        messages: list[Message],
+        keys: list[_Key],
+        at: Any,
+        event: tuple[str | None, str, str | None],
+    ) -> None:
+        said = self._said
+        at = at if isinstance(at, datetime) else None
+        for msg, key in zip(messages, keys, strict=True):
+            count = in_request.get(key, 0) + 1
+            in_request[key] = count
+            if count <= said.get(key, 0):
+                continue
+            said[key] = count  # said[key] was count - 1: one more than the request's so far
+            content = render_message(msg)
+            if content is None:
+                continue
+            self._seq += 1
+            self._rows.append((*event, self._seq, msg.role, content, at))
 
     def insert(self, con: duckdb.DuckDBPyConnection) -> int:
         """Insert the collected rows into ``conversation_turns``; return how many."""
-        count = len(self._columns["seq"])
+        count = len(self._rows)
         if count:
+            columns = [
+                pa.array(values, type=field.type)
+                for values, field in zip(zip(*self._rows, strict=True), _SCHEMA, strict=True)
+            ]
             execute_arrow(
                 con,
                 "INSERT INTO conversation_turns "
                 "(session_id, trace_id, observation_id, seq, role, content, timestamp) "
                 "SELECT session_id, trace_id, observation_id, seq, role, content, timestamp "
                 f"FROM {ARROW}",
-                pa.Table.from_pydict(self._columns, schema=_SCHEMA),
+                pa.Table.from_arrays(columns, schema=_SCHEMA),
             )
         return count
 
