@@ -4,7 +4,9 @@ This module owns ``conversation_turns``. Traces do not store a conversation, the
 requests: every generation's input re-sends the whole history plus one new message. The
 transcript is recovered by walking a session's generations in time order and keeping only the
 messages not already said, so each user, assistant and tool message appears once, where it
-first happened. Payload shapes are parsed by :mod:`sessionlens.analysis.messages`.
+first happened. Payload shapes are parsed by :mod:`sessionlens.analysis.messages`; re-sent
+history is parsed once (:mod:`sessionlens.analysis._history`) and, being already said, only
+counted, not walked again, so the walk is linear in the messages of a session, not quadratic.
 """
 
 from __future__ import annotations
