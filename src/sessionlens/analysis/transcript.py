@@ -6,7 +6,7 @@ transcript is recovered by walking a session's generations in time order and kee
 messages not already said, so each user, assistant and tool message appears once, where it
 first happened. Payload shapes are parsed by :mod:`sessionlens.analysis.messages`; re-sent
 history is parsed once (:mod:`sessionlens.analysis._history`) and, being already said, only
-counted, not walked again, so the walk is linear in the messages of a session, not quadratic.
+counted, not walked again: the Python work per request is proportional to its new messages.
 """
 
 from __future__ import annotations
