@@ -8,7 +8,7 @@ DuckDB loader runs, so the Spark path cannot drift from it:
 - :func:`group_users`: a user's session candidates -> ``regroup_sessions`` in an in-memory
   DuckDB (user + inactivity gap, the loader's SQL);
 - :func:`build_sessions`: whole sessions (traces and observations) -> ``regroup_sessions``,
-  ``rebuild_tool_calls`` and ``rebuild_conversation_turns`` in an in-memory DuckDB.
+  ``rebuild_derived`` (tool calls and conversation turns) in an in-memory DuckDB.
 
 Grouping functions get partitions sorted by their key and work in chunks cut at key
 boundaries, so an executor holds one chunk (about :data:`CHUNK_BYTES`) at a time, never a
@@ -26,9 +26,8 @@ from urllib.parse import unquote, urlparse
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from .analysis.derived import rebuild_derived
 from .analysis.sessions import regroup_sessions
-from .analysis.tools import rebuild_tool_calls
-from .analysis.transcript import rebuild_conversation_turns
 from .loaders import langfuse, map_items
 from .loaders._limits import oversized_rows, too_large
 from .loaders._normalize import InternalRules
@@ -204,8 +203,7 @@ def build_sessions(
 
     def work(con: Any) -> list[tuple[str, str]]:
         regroup_sessions(con, gap)
-        rebuild_tool_calls(con)
-        rebuild_conversation_turns(con)
+        rebuild_derived(con)
         return [
             (name, f"SELECT {', '.join(cols)} FROM {table}")
             for name, (table, cols) in sources.items()

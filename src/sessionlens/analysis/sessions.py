@@ -18,8 +18,7 @@ from datetime import timedelta
 import duckdb
 
 from ..errors import ConfigError
-from .tools import rebuild_tool_calls
-from .transcript import rebuild_conversation_turns
+from .derived import rebuild_derived
 
 __all__ = ["DEFAULT_GAP", "rebuild_sessions", "session_gap"]
 
@@ -162,8 +161,7 @@ def rebuild_sessions(
             )
         changed = regroup_sessions(con, gap or session_gap(con))
         if changed:
-            rebuild_tool_calls(con, session_ids=changed)
-            rebuild_conversation_turns(con, session_ids=changed)
+            rebuild_derived(con, session_ids=changed)
         con.commit()
     except BaseException:
         con.rollback()

@@ -10,7 +10,7 @@ payloads, whose shapes differ per SDK (see :mod:`sessionlens.analysis.messages`)
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -18,8 +18,9 @@ import duckdb
 import pyarrow as pa
 
 from .._arrow_sql import ARROW, execute_arrow
+from ._history import HistoryParser
 from ._scope import clear_sessions
-from .messages import decode_json_value, extract_messages
+from .messages import Message, decode_json_value, extract_messages
 
 __all__ = ["rebuild_tool_calls"]
 
@@ -161,27 +162,62 @@ def rebuild_tool_calls(
     [(1, 'get_weather', 'tool_observation')]
     """
     scope, params = clear_sessions(con, "tool_calls", session_ids)
-
     rows = con.execute(_GENERATIONS_SQL.format(scope=scope), params).fetchall()
-    gen_calls = pa.Table.from_pylist(_generation_calls(rows), schema=_GEN_SCHEMA)
-    sql = _INSERT_SQL.format(scope=scope, gen_view=ARROW)
-    inserted = execute_arrow(con, sql, gen_calls, params)
+    history = HistoryParser()
+    calls = generation_calls(
+        (
+            session_id,
+            trace_id,
+            observation_id,
+            at,
+            history.parse(raw_input)[0],
+            extract_messages(decode_json_value(raw_output), default_role="assistant"),
+        )
+        for session_id, trace_id, observation_id, at, raw_input, raw_output in rows
+    )
+    return insert_tool_calls(con, calls, scope, params)
+
+
+def insert_tool_calls(
+    con: duckdb.DuckDBPyConnection, calls: pa.Table, scope: str, params: dict[str, Any]
+) -> int:
+    """Insert ``TOOL`` observations and the generation ``calls``, matched; return the count.
+
+    ``scope`` and ``params`` are those :func:`~sessionlens.analysis._scope.clear_sessions`
+    returned; ``calls`` is the table :func:`generation_calls` made for the same sessions.
+    """
+    inserted = execute_arrow(con, _INSERT_SQL.format(scope=scope, gen_view=ARROW), calls, params)
     return int(inserted[0][0]) if inserted else 0
 
 
-def _generation_calls(rows: list[tuple[Any, ...]]) -> list[dict[str, Any]]:
-    """Tool calls requested in generation outputs, with results found in later inputs."""
-    calls: list[dict[str, Any]] = []
+def generation_calls(
+    rows: Iterable[tuple[str | None, str, str, Any, list[Message], list[Message]]],
+) -> pa.Table:
+    """Tool calls requested in generation outputs, with results found in later inputs.
+
+    ``rows`` are ``(session_id, trace_id, observation_id, time, inputs, outputs)`` in the order
+    of ``_GENERATIONS_SQL``, with the messages of each generation's input and output.
+
+    Examples
+    --------
+    >>> from sessionlens.analysis.messages import ToolCallRef
+    >>> call = [Message("assistant", None, (ToolCallRef("c1", "f"),))]
+    >>> result = [Message("tool", "42", (), "c1")]
+    >>> rows = [("s", "t", "o1", None, [], call), ("s", "t", "o2", None, result, [])]
+    >>> generation_calls(rows).select(["tool_name", "result"]).to_pylist()
+    [{'tool_name': 'f', 'result': '42'}]
+    """
+    cols: dict[str, list[Any]] = {name: [] for name in _GEN_SCHEMA.names}
     seen: set[tuple[str, str]] = set()
     results: dict[tuple[str | None, str], str | None] = {}
-    for session_id, trace_id, observation_id, at, raw_input, raw_output in rows:
+    for session_id, trace_id, observation_id, at, inputs, outputs in rows:
         # A tool result is sent back to the model in a later request's input, usually the
         # very next generation of the same session.
-        for msg in extract_messages(decode_json_value(raw_input), default_role="user"):
+        for msg in inputs:
             if msg.role == "tool" and msg.tool_call_id:
                 results.setdefault((session_id, msg.tool_call_id), msg.content)
         index = 0
-        for msg in extract_messages(decode_json_value(raw_output), default_role="assistant"):
+        for msg in outputs:
             for call in msg.tool_calls:
                 # Nested generations (a framework span around the provider call) repeat the
                 # same output; keep the first one.
@@ -190,22 +226,19 @@ def _generation_calls(rows: list[tuple[Any, ...]]) -> list[dict[str, Any]]:
                 if call.id is not None:
                     seen.add((trace_id, call.id))
                 index += 1
-                calls.append(
-                    {
-                        "session_id": session_id,
-                        "trace_id": trace_id,
-                        "observation_id": observation_id,
-                        "call_index": index,
-                        "tool_name": call.name,
-                        "tool_call_id": call.id,
-                        "start_time": at if isinstance(at, datetime) else None,
-                        "arguments": _as_json_text(call.arguments),
-                    }
-                )
-    for row in calls:
-        if row["tool_call_id"] is not None:
-            row["result"] = _as_json_text(results.get((row["session_id"], row["tool_call_id"])))
-    return calls
+                cols["session_id"].append(session_id)
+                cols["trace_id"].append(trace_id)
+                cols["observation_id"].append(observation_id)
+                cols["call_index"].append(index)
+                cols["tool_name"].append(call.name)
+                cols["tool_call_id"].append(call.id)
+                cols["start_time"].append(at if isinstance(at, datetime) else None)
+                cols["arguments"].append(_as_json_text(call.arguments))
+    cols["result"] = [
+        None if call_id is None else _as_json_text(results.get((session_id, call_id)))
+        for session_id, call_id in zip(cols["session_id"], cols["tool_call_id"], strict=True)
+    ]
+    return pa.Table.from_pydict(cols, schema=_GEN_SCHEMA)
 
 
 def _as_json_text(text: str | None) -> str | None:

@@ -20,9 +20,8 @@ from typing import Any
 import duckdb
 from tqdm.auto import tqdm
 
+from ..analysis.derived import rebuild_derived
 from ..analysis.sessions import regroup_sessions, session_gap
-from ..analysis.tools import rebuild_tool_calls
-from ..analysis.transcript import rebuild_conversation_turns
 from ..errors import TraceFormatError
 
 # Importing a format's module registers its reader (detection asks them in this order).
@@ -227,8 +226,7 @@ def write_stream(
             # so one slice at a time keeps a big file's memory to one slice's events.
             for start in range(0, len(ids), REBUILD_SESSIONS):
                 chunk = ids[start : start + REBUILD_SESSIONS]
-                rebuild_tool_calls(con, session_ids=chunk)
-                rebuild_conversation_turns(con, session_ids=chunk)
+                rebuild_derived(con, session_ids=chunk)
         _write.drop_touched(con)
         con.commit()
     except BaseException:
