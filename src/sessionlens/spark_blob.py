@@ -15,8 +15,8 @@ that is the same rule as the loader's SQL:
 3. trace start / end from their observations, placeholders for observations without a trace:
    Spark SQL of ``_write.fill_trace_times`` / ``attach_orphans``;
 4. sessions by user and inactivity gap: ``regroup_sessions`` per user partition (DuckDB);
-5. sessions, tool calls, turns: ``regroup_sessions``, ``rebuild_tool_calls`` and
-   ``rebuild_conversation_turns`` per session partition (DuckDB).
+5. sessions, tool calls, turns: ``regroup_sessions`` and ``rebuild_derived`` (both derived
+   tables from one parse) per session partition (DuckDB).
 
 Known differences from ``sl.load`` + ``export_parquet`` (none in the parity test's data):
 ``loaded_at`` is the time of this call; when identical copies (same ``updated_at`` and content)
