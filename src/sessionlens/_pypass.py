@@ -207,13 +207,14 @@ def python_batches(
     region: str,
     workers: int = 1,
     progress: bool | None = None,
-    batch_size: int = BATCH,
+    batch_size: int | None = None,
 ) -> Iterator[pa.RecordBatch]:
     """The Python pass over ``ids``: record batches of ``PY_SCHEMA`` rows, in ``ids`` order.
 
     ``classifier`` is a :class:`~sessionlens.analysis.intent.RuleClassifier` or the user's
     callable (wrapped by :func:`~sessionlens.analysis.intent.as_classifier` here and in each
     worker). ``workers`` > 1 computes on that many processes (see the module docstring).
+    ``batch_size`` sessions (default :data:`BATCH`) are read per evidence query.
 
     Raises
     ------
@@ -231,6 +232,7 @@ def python_batches(
     >>> [b.column("session_id").to_pylist() for b in batches]
     [['s1', 's2']]
     """
+    batch_size = batch_size or BATCH
     bar = tqdm(total=len(ids), desc="analysing", unit="session", disable=_disable(progress))
     try:
         if workers > 1:
@@ -301,9 +303,21 @@ def _pooled(
                 yield _take(pending, bar)
         while pending:
             yield _take(pending, bar)
+    except BaseException:
+        # An error, Ctrl-C or an abandoned run: stop the workers now rather than wait for
+        # their chunks (a slow custom classifier can take minutes over one).
+        _terminate(pool)
+        raise
     finally:
-        # Chunks not started are dropped; running ones finish (workers ignore Ctrl-C).
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _terminate(pool: ProcessPoolExecutor) -> None:
+    if hasattr(pool, "terminate_workers"):  # Python 3.14+
+        pool.terminate_workers()
+        return
+    for process in list((getattr(pool, "_processes", None) or {}).values()):
+        process.terminate()
 
 
 def _context() -> Any:
@@ -379,7 +393,11 @@ def _init_worker(payload: bytes) -> None:
         classifier, flows, region = pickle.loads(payload)
         _STATE = (as_classifier(classifier), flows, region)
     except Exception as exc:
-        _STATE = exc
+        _STATE = ConfigError(
+            "workers",
+            f"a worker process could not load the classifier ({type(exc).__name__}: {exc}); "
+            "define it in a module importable from PYTHONPATH, or pass workers=1",
+        )
 
 
 def _compute(ids: list[str], rows: pa.Table) -> pa.RecordBatch:

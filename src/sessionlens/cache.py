@@ -21,9 +21,10 @@ The per-session work is Ibis over the canonical tables (flows, sequences, costs,
 one Python pass over each session's transcript (intent, booking details, goal indicators).
 On DuckDB the run's intermediate tables stay in the database (:mod:`._analyze_stage`): the
 Python pass streams record batches into a temporary table and the frame is inserted from
-SQL, so memory does not grow with the number of sessions. The Python pass runs on worker processes
-on large runs (:mod:`._pypass`, ``workers``); this process keeps the connection. Session tags are recounted only for
-the users whose sessions changed (a tag depends on its user's sessions alone).
+SQL, so memory does not grow with the number of sessions; on large runs that pass is computed
+on worker processes (:mod:`._pypass`, ``workers``) while this process keeps the connection.
+Session tags are recounted only for the users whose sessions changed (a tag depends on its
+user's sessions alone).
 
 A Spark handle (:func:`sessionlens.connect_spark`) is handed to
 :func:`sessionlens._spark_cache.analyze_spark` before any of this: the same Ibis analyses and
