@@ -4,14 +4,13 @@
 part DuckDB cannot run: :func:`python_row` per session, over the sessions' evidence, yielded
 as record batches of :data:`PY_SCHEMA` in the order of the ids given.
 
-With ``workers`` > 1 the rows are computed in a :class:`~concurrent.futures.ProcessPoolExecutor`
-of ``spawn`` processes (a forked child would inherit the parent's DuckDB threads and locks
-mid-flight). This process keeps the connection: it runs the evidence query, sends each chunk
-of :data:`_CHUNK` sessions to a worker as the query's Arrow rows (compact to pickle; the
-rows become :class:`~sessionlens.analysis.evidence.SessionEvidence` in the worker, as
-:func:`~sessionlens.analysis.evidence.iter_evidence` builds them), keeps at most
-``2 x workers`` chunks in flight so memory stays bounded, and yields the results in
-submission order. The rows are those of the serial pass, in the same order.
+With ``workers`` > 1 the rows are computed on worker processes
+(:func:`sessionlens._pool.ordered_map`: ``forkserver`` or ``spawn``, never ``fork``). This
+process keeps the connection: it runs the evidence query and sends each chunk of
+:data:`_CHUNK` sessions to a worker as the query's Arrow rows (compact to pickle; the rows
+become :class:`~sessionlens.analysis.evidence.SessionEvidence` in the worker, as
+:func:`~sessionlens.analysis.evidence.iter_evidence` builds them); the results come back in
+submission order, so the rows and their order are those of the serial pass.
 
 :func:`resolve_workers` decides how many processes a run uses; see
 :func:`sessionlens.cache.analyze_sessions` for the rules.
@@ -20,16 +19,11 @@ submission order. The rows are those of the serial pass, in the same order.
 from __future__ import annotations
 
 import json
-import multiprocessing
 import os
 import pickle
 import re
-import signal
 import sys
-from collections import deque
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from typing import Any
 
 import duckdb
@@ -37,6 +31,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from tqdm.auto import tqdm
 
+from ._pool import ignore_sigint, ordered_map, picklable, portable
 from .analysis.details import extract_booking_details
 from .analysis.evidence import (
     _BATCH_QUERY,  # the query iter_evidence runs; its rows are what evidence_from_row reads
@@ -56,8 +51,8 @@ BATCH = 5000
 #: Sessions per chunk sent to a worker: ~0.3 s of work, ~1 MB of Arrow rows.
 _CHUNK = 500
 #: With ``workers=None``, run on worker processes only from this many sessions to compute.
-#: A ``spawn`` worker imports sessionlens (about 1.5 CPU s) before its first chunk, and the
-#: pass costs ~0.5 ms per session: below ~8,000 sessions the start-up eats the gain.
+#: The fork server imports sessionlens (about 1.2 CPU s) before the first chunk, and the
+#: pass costs ~0.5 ms per session: below a few thousand sessions the start-up eats the gain.
 AUTO_MIN_SESSIONS = 8000
 PY_SCHEMA = pa.schema(
     [
@@ -119,15 +114,6 @@ def _cpus() -> int:
     return max(1, os.cpu_count() or 1)
 
 
-def _picklable(obj: Any) -> str | None:
-    """``None`` if ``obj`` can be sent to a worker, else why not."""
-    try:
-        pickle.dumps(obj)
-    except Exception as exc:  # PicklingError, AttributeError, TypeError: all mean "cannot"
-        return f"{type(exc).__name__}: {exc}"
-    return None
-
-
 def _main_guarded() -> bool:
     """Whether a ``spawn`` child can start without re-running the caller's program.
 
@@ -178,7 +164,7 @@ processes (PicklingError: ...); define it at the top level of an importable modu
 workers=1
     """
     if workers is None:
-        if sessions < AUTO_MIN_SESSIONS or _cpus() < 2 or _picklable(classifier) is not None:
+        if sessions < AUTO_MIN_SESSIONS or _cpus() < 2 or picklable(classifier) is not None:
             return 1
         return _cpus() if _main_guarded() else 1
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
@@ -188,7 +174,7 @@ workers=1
             "or leave it unset to use every CPU on large runs",
         )
     if workers > 1:
-        why = _picklable(classifier)
+        why = picklable(classifier)
         if why is not None:
             raise ConfigError(
                 "workers",
@@ -208,7 +194,7 @@ def python_batches(
     workers: int = 1,
     progress: bool | None = None,
     batch_size: int | None = None,
-) -> Iterator[pa.RecordBatch]:
+) -> Generator[pa.RecordBatch, None, None]:
     """The Python pass over ``ids``: record batches of ``PY_SCHEMA`` rows, in ``ids`` order.
 
     ``classifier`` is a :class:`~sessionlens.analysis.intent.RuleClassifier` or the user's
@@ -289,93 +275,17 @@ def _pooled(
     bar: Any,
     batch_size: int,
 ) -> Iterator[pa.RecordBatch]:
-    pool = ProcessPoolExecutor(
-        max_workers=workers,
-        mp_context=_context(),
+    tasks = _chunks(con, ids, batch_size)
+    for batch in ordered_map(
+        _compute,
+        tasks,
+        workers=workers,
         initializer=_init_worker,
         initargs=(payload,),
-    )
-    pending: deque[tuple[int, Future[pa.RecordBatch]]] = deque()
-    try:
-        for chunk_ids, rows in _chunks(con, ids, batch_size):
-            pending.append((len(chunk_ids), pool.submit(_compute, chunk_ids, rows)))
-            if len(pending) >= 2 * workers:  # bounded: the rest waits in DuckDB
-                yield _take(pending, bar)
-        while pending:
-            yield _take(pending, bar)
-    except BaseException:
-        # An error, Ctrl-C or an abandoned run: stop the workers now rather than wait for
-        # their chunks (a slow custom classifier can take minutes over one).
-        _terminate(pool)
-        raise
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
-
-
-def _terminate(pool: ProcessPoolExecutor) -> None:
-    if hasattr(pool, "terminate_workers"):  # Python 3.14+
-        pool.terminate_workers()
-        return
-    for process in list((getattr(pool, "_processes", None) or {}).values()):
-        process.terminate()
-
-
-def _context() -> Any:
-    """``forkserver`` where there is one (POSIX), else ``spawn``.
-
-    Never ``fork``: a forked child would inherit this process's DuckDB threads and locks
-    mid-flight. The fork server is a fresh interpreter that imports this module once
-    (about 1.2 CPU s) and forks every worker from there, now and in later runs of this
-    process; with ``spawn`` each worker imports it anew.
-    """
-    if "forkserver" not in multiprocessing.get_all_start_methods():
-        return multiprocessing.get_context("spawn")
-    ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload([__name__])
-    return ctx
-
-
-def _take(pending: deque[tuple[int, Future[pa.RecordBatch]]], bar: Any) -> pa.RecordBatch:
-    n, future = pending.popleft()
-    try:
-        batch = future.result()
-    except BrokenProcessPool as exc:
-        raise ConfigError(
-            "workers",
-            f"a worker process exited unexpectedly ({exc}); a script using workers must "
-            'start under `if __name__ == "__main__":`, or pass workers=1',
-        ) from exc
-    except _Rebuilt as exc:
-        raise exc.rebuild() from exc
-    bar.update(n)
-    return batch
-
-
-class _Rebuilt(Exception):
-    """Carries an exception that does not survive pickling (e.g. a constructor with several
-    required arguments, as :class:`~sessionlens.errors.ConfigError`) back to the parent."""
-
-    def __init__(self, kind: type[BaseException], args: tuple[Any, ...], state: dict[str, Any]):
-        super().__init__(kind, args, state)
-        self.kind, self.exc_args, self.state = kind, args, state
-
-    def rebuild(self) -> BaseException:
-        exc = self.kind.__new__(self.kind)
-        BaseException.__init__(exc, *self.exc_args)
-        exc.__dict__.update(self.state)
-        return exc
-
-
-def _portable(exc: Exception) -> Exception:
-    """``exc`` if the parent can unpickle it, else a :class:`_Rebuilt` of the same type."""
-    try:
-        pickle.loads(pickle.dumps(exc))
-        return exc
-    except Exception:
-        state = {k: v for k, v in vars(exc).items() if _picklable(v) is None}
-        if _picklable(type(exc)) is not None:  # a class the parent cannot import
-            return RuntimeError(f"{type(exc).__qualname__}: {exc}")
-        return _Rebuilt(type(exc), tuple(a for a in exc.args if _picklable(a) is None), state)
+        preload=__name__,
+    ):
+        bar.update(batch.num_rows)
+        yield batch
 
 
 #: Worker state from :func:`_init_worker`: ``(classify, flows, region)``, or the error that
@@ -386,9 +296,7 @@ _STATE: tuple[Callable[[Any], Any], Mapping[str, Flow], str] | Exception | None 
 def _init_worker(payload: bytes) -> None:
     """Worker start: unpickle the configuration (here, so a failure has a message)."""
     global _STATE
-    # Ctrl-C reaches the whole process group: the parent stops the run, the workers finish
-    # their chunk and exit when it shuts the pool down, instead of dying mid-queue.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    ignore_sigint()
     try:
         classifier, flows, region = pickle.loads(payload)
         _STATE = (as_classifier(classifier), flows, region)
@@ -418,4 +326,4 @@ def _compute(ids: list[str], rows: pa.Table) -> pa.RecordBatch:
         )
         return pa.RecordBatch.from_pylist(list(out), schema=PY_SCHEMA)
     except Exception as exc:
-        raise _portable(exc) from None
+        raise portable(exc) from None

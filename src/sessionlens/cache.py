@@ -36,6 +36,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable, Mapping
+from contextlib import closing
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -188,7 +189,7 @@ def analyze_sessions(
         at least :data:`sessionlens._pypass.AUTO_MIN_SESSIONS` sessions are to be computed
         (a worker takes about a second to start), the classifier can be pickled, and a
         calling script starts under ``if __name__ == "__main__":`` (workers re-import it);
-        else 1. ``1`` computes in this process. Ignored on Spark.
+        else 1. ``1`` computes in this process. Spark ignores it (its executors parallelise).
 
     Returns
     -------
@@ -225,7 +226,7 @@ def analyze_sessions(
     # What the Python pass runs (and sends to worker processes): the rule classifier or the
     # user's callable as given, wrapped by as_classifier where it runs.
     shipped = classifier if classifier is not None else classify
-    resolve_workers(workers, sessions=0, classifier=shipped)  # a bad value fails before work
+    resolve_workers(workers, sessions=0, classifier=None)  # a bad value fails before any work
     now = as_of or datetime.now(UTC).replace(tzinfo=None)
     parts = {
         "flows": {k: asdict(v) for k, v in sorted(flow_map.items())},
@@ -252,6 +253,8 @@ def analyze_sessions(
             as_of=now,
             started=started,
         )
+    # Spark pickles the classifier its own way; worker processes need plain pickle.
+    resolve_workers(workers, sessions=0, classifier=shipped)
     # One Ibis backend for the whole run: creating one per call costs more than small runs.
     db = backend(con)
     if prices is not None or langfuse_prices is not None:
@@ -287,7 +290,8 @@ def analyze_sessions(
                 workers=resolve_workers(workers, sessions=len(ids), classifier=shipped),
                 progress=progress,
             )
-            stage.stage_python_rows(con, _PY_SCHEMA, batches)
+            with closing(batches):  # on an error, its worker processes stop at once
+                stage.stage_python_rows(con, _PY_SCHEMA, batches)
             py = scoped.table("_sl_py", database=stage.TEMP)
             frame = session_frame(scoped, py, flows=flow_map, as_of=now, inactivity=inactivity)
             stage.write_rows(
