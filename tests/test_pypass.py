@@ -115,6 +115,19 @@ def test_rows_come_back_in_the_order_asked(loaded: duckdb.DuckDBPyConnection) ->
     assert missing["intent"] == RuleClassifier()(SessionEvidence("x")).type
 
 
+@pytest.mark.usefixtures("small_chunks")
+def test_progress_counts_sessions(
+    loaded: duckdb.DuckDBPyConnection, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ids = [str(r[0]) for r in loaded.execute("SELECT session_id FROM sessions").fetchall()]
+    batches = _pypass.python_batches(
+        loaded, ids, classifier=RuleClassifier(), flows=DEFAULT_FLOWS, region="US", workers=2,
+        progress=True,
+    )  # fmt: skip
+    assert sum(b.num_rows for b in batches) == len(ids)
+    assert f"{len(ids)}/{len(ids)}" in capsys.readouterr().err
+
+
 def test_no_sessions_start_no_workers(con: duckdb.DuckDBPyConnection) -> None:
     assert _pass(con, [], 2).num_rows == 0
 
