@@ -115,12 +115,12 @@ def _cpus() -> int:
 
 
 def _main_guarded() -> bool:
-    """Whether a ``spawn`` child can start without re-running the caller's program.
+    """Whether a worker process can start without re-running the caller's program.
 
-    A child re-imports the parent's ``__main__`` script (or ``-m`` module) as
-    ``__mp_main__``: code outside an ``if __name__ == "__main__":`` guard would run again in
-    every worker (opening the database, analysing again). Interactive sessions, notebooks
-    and packages' ``__main__`` modules are not re-run.
+    A ``spawn`` or ``forkserver`` child re-imports the parent's ``__main__`` script (or
+    ``-m`` module) as ``__mp_main__``: code outside an ``if __name__ == "__main__":`` guard
+    would run again in every worker (opening the database, analysing again). Interactive
+    sessions, notebooks and packages' ``__main__`` modules are not re-run.
     """
     main = sys.modules.get("__main__")
     spec = getattr(main, "__spec__", None)
