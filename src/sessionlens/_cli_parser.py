@@ -107,6 +107,13 @@ def build_parser(run: Mapping[str, Callable[[argparse.Namespace], int]]) -> argp
         "--include-internal", action="store_true", help="also analyse eval/experiment sessions"
     )
     p_an.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="processes for the per-session pass (default: one per CPU on runs of 8,000+ "
+        "sessions, else 1)",
+    )
+    p_an.add_argument(
         "--progress",
         action=argparse.BooleanOptionalAction,
         default=None,

@@ -21,8 +21,10 @@ The per-session work is Ibis over the canonical tables (flows, sequences, costs,
 one Python pass over each session's transcript (intent, booking details, goal indicators).
 On DuckDB the run's intermediate tables stay in the database (:mod:`._analyze_stage`): the
 Python pass streams record batches into a temporary table and the frame is inserted from
-SQL, so memory does not grow with the number of sessions. Session tags are recounted only for
-the users whose sessions changed (a tag depends on its user's sessions alone).
+SQL, so memory does not grow with the number of sessions; on large runs that pass is computed
+on worker processes (:mod:`._pypass`, ``workers``) while this process keeps the connection.
+Session tags are recounted only for the users whose sessions changed (a tag depends on its
+user's sessions alone).
 
 A Spark handle (:func:`sessionlens.connect_spark`) is handed to
 :func:`sessionlens._spark_cache.analyze_spark` before any of this: the same Ibis analyses and
@@ -32,25 +34,22 @@ A Spark handle (:func:`sessionlens.connect_spark`) is handed to
 from __future__ import annotations
 
 import hashlib
-import json
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping
+from contextlib import closing
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import duckdb
-import pyarrow as pa
-from tqdm.auto import tqdm
 
 from . import _analyze_stage as stage
 from ._config import config_fingerprint_text
+from ._pypass import PY_SCHEMA as _PY_SCHEMA
+from ._pypass import python_batches, python_row, resolve_workers
 from .analysis._ibis import backend
-from .analysis.details import extract_booking_details
-from .analysis.evidence import SessionEvidence, iter_evidence
 from .analysis.flows import DEFAULT_FLOWS, Flow, load_flows
-from .analysis.goals import evaluate_goals
 from .analysis.intent import DEFAULT_TAXONOMY, RuleClassifier, as_classifier, load_taxonomy
 from .analysis.prices import build_model_prices, ensure_model_prices, prices_fingerprint
 from .analysis.session_frame import session_frame
@@ -61,21 +60,6 @@ __all__ = ["ANALYZER_VERSION", "AnalyzeResult", "analyze_sessions", "prune", "py
 
 #: Bump when a change to the analyses changes their output; cached rows are then recomputed.
 ANALYZER_VERSION = "1"
-#: Sessions per evidence query and per record batch of the Python pass.
-_BATCH = 5000
-_PY_SCHEMA = pa.schema(
-    [
-        ("session_id", pa.string()),
-        ("intent", pa.string()),
-        ("confidence", pa.float64()),
-        ("summary", pa.string()),
-        ("booking_details_json", pa.string()),
-        ("expected_flow_json", pa.string()),
-        ("goals_json", pa.string()),
-        ("goal_completion", pa.float64()),
-        ("goal_success", pa.bool_()),
-    ]
-)
 
 
 @dataclass
@@ -102,64 +86,6 @@ def _classifier_identity(classifier: Callable[..., Any] | None, taxonomy: Any) -
 def _config_fingerprint(con: Any, parts: Mapping[str, Any]) -> str:
     text = config_fingerprint_text({**parts, "prices": prices_fingerprint(con)})
     return hashlib.sha256(text.encode()).hexdigest()[:32]
-
-
-def python_row(
-    ev: SessionEvidence,
-    *,
-    classify: Callable[[Any], Any],
-    flows: Mapping[str, Flow],
-    region: str,
-) -> dict[str, Any]:
-    """The Python pass over one session (intent, details, goals): a row of ``_PY_SCHEMA``.
-
-    Shared by the DuckDB pass below and the Spark executors (``sessionlens._spark_cache``).
-    """
-    result = classify(ev)
-    details = extract_booking_details(ev, region=region)
-    flow = flows.get(result.type)
-    goals = evaluate_goals(flow, ev, details)
-    return {
-        "session_id": ev.session_id,
-        "intent": result.type,
-        "confidence": result.confidence,
-        "summary": result.summary,
-        "booking_details_json": json.dumps(details, sort_keys=True, default=str),
-        "expected_flow_json": json.dumps(list(flow.steps)) if flow else None,
-        "goals_json": json.dumps(goals),
-        "goal_completion": goals["completion"],
-        "goal_success": goals["success"],
-    }
-
-
-def _python_batches(
-    con: duckdb.DuckDBPyConnection,
-    ids: Sequence[str],
-    *,
-    classify: Callable[[Any], Any],
-    flows: Mapping[str, Flow],
-    region: str,
-    progress: bool | None,
-    batch_size: int = _BATCH,
-) -> Iterator[pa.RecordBatch]:
-    """The Python pass (intent, details, goals) over ``ids``, one record batch per
-    ``batch_size`` sessions, so memory does not grow with the number of sessions."""
-    cols: dict[str, list[Any]] = {name: [] for name in _PY_SCHEMA.names}
-    bar = tqdm(total=len(ids), desc="analysing", unit="session", disable=_disable(progress))
-    for ev in iter_evidence(con, ids, batch_size=batch_size):
-        for name, value in python_row(ev, classify=classify, flows=flows, region=region).items():
-            cols[name].append(value)
-        bar.update()
-        if len(cols["session_id"]) >= batch_size:
-            yield pa.RecordBatch.from_pydict(cols, schema=_PY_SCHEMA)
-            cols = {name: [] for name in _PY_SCHEMA.names}
-    if cols["session_id"]:
-        yield pa.RecordBatch.from_pydict(cols, schema=_PY_SCHEMA)
-    bar.close()
-
-
-def _disable(progress: bool | None) -> bool | None:
-    return None if progress is None else not progress
 
 
 _COLUMNS = [
@@ -217,6 +143,7 @@ def analyze_sessions(
     inactivity: timedelta = timedelta(minutes=30),
     as_of: datetime | None = None,
     progress: bool | None = None,
+    workers: int | None = None,
 ) -> AnalyzeResult:
     """Analyse sessions into ``session_analysis``, recomputing only those whose inputs changed.
 
@@ -255,11 +182,25 @@ def analyze_sessions(
         "Now" for the inactivity rule (naive UTC). Default: the current time.
     progress : bool, optional
         Show a progress bar. Default: only on a terminal.
+    workers : int, optional
+        Processes computing the per-session Python pass (intent, booking details, goals);
+        this process keeps reading from and writing to the database, and the rows are the
+        same as with 1. ``None`` (default) uses one per CPU this process may run on when
+        at least :data:`sessionlens._pypass.AUTO_MIN_SESSIONS` sessions are to be computed
+        (a worker takes about a second to start), the classifier can be pickled, and a
+        calling script starts under ``if __name__ == "__main__":`` (workers re-import it);
+        else 1. ``1`` computes in this process. Spark ignores it (its executors parallelise).
 
     Returns
     -------
     AnalyzeResult
         Counts of sessions, recomputed, skipped and removed rows, statuses, unpriced models.
+
+    Raises
+    ------
+    ConfigError
+        ``workers`` is not a whole number >= 1, or is > 1 with a classifier that cannot be
+        pickled (a lambda or nested function); a classifier and ``intents`` both given.
 
     Examples
     --------
@@ -282,6 +223,10 @@ def analyze_sessions(
         raise ConfigError("classifier", "pass either a classifier or an intent taxonomy, not both")
     taxonomy = load_taxonomy(intents) if intents is not None else DEFAULT_TAXONOMY
     classify = as_classifier(classifier) if classifier is not None else RuleClassifier(taxonomy)
+    # What the Python pass runs (and sends to worker processes): the rule classifier or the
+    # user's callable as given, wrapped by as_classifier where it runs.
+    shipped = classifier if classifier is not None else classify
+    resolve_workers(workers, sessions=0, classifier=None)  # a bad value fails before any work
     now = as_of or datetime.now(UTC).replace(tzinfo=None)
     parts = {
         "flows": {k: asdict(v) for k, v in sorted(flow_map.items())},
@@ -308,6 +253,8 @@ def analyze_sessions(
             as_of=now,
             started=started,
         )
+    # Spark pickles the classifier its own way; worker processes need plain pickle.
+    resolve_workers(workers, sessions=0, classifier=shipped)
     # One Ibis backend for the whole run: creating one per call costs more than small runs.
     db = backend(con)
     if prices is not None or langfuse_prices is not None:
@@ -334,10 +281,17 @@ def analyze_sessions(
             users, todo = (db.table(t, database=stage.TEMP) for t in ("_sl_users", "_sl_todo"))
             assign_session_tags(con, user_ids=users, fresh=todo)
         if ids:
-            batches = _python_batches(
-                con, ids, classify=classify, flows=flow_map, region=region, progress=progress
+            batches = python_batches(
+                con,
+                ids,
+                classifier=shipped,
+                flows=flow_map,
+                region=region,
+                workers=resolve_workers(workers, sessions=len(ids), classifier=shipped),
+                progress=progress,
             )
-            stage.stage_python_rows(con, _PY_SCHEMA, batches)
+            with closing(batches):  # on an error, its worker processes stop at once
+                stage.stage_python_rows(con, _PY_SCHEMA, batches)
             py = scoped.table("_sl_py", database=stage.TEMP)
             frame = session_frame(scoped, py, flows=flow_map, as_of=now, inactivity=inactivity)
             stage.write_rows(

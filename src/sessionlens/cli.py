@@ -157,6 +157,7 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
             force=args.force,
             include_internal=args.include_internal,
             progress=args.progress,
+            workers=args.workers,
         )
         print(_analysis_summary(result, args.db))
     finally:

@@ -1,0 +1,162 @@
+"""An ordered, bounded map over worker processes, for the analysis's Python pass.
+
+:mod:`sessionlens._pypass` decides what each worker computes; this module owns the process
+mechanics, so that they are the same wherever a pass is spread over processes:
+
+- the start method: ``forkserver`` where there is one, else ``spawn``; never ``fork``, since
+  a forked child would inherit the parent's DuckDB threads and locks mid-flight;
+- at most ``2 x workers`` tasks in flight (the caller's iterator is not read ahead further,
+  so memory stays bounded) and results in submission order;
+- errors raised in a worker come back as their own type and message, even those whose
+  constructor pickling cannot call (:class:`~sessionlens.errors.ConfigError` takes two
+  arguments) and a dead worker becomes a :class:`~sessionlens.errors.ConfigError` saying
+  what to do;
+- on an error, Ctrl-C or an abandoned iterator the workers are terminated, not awaited.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import pickle
+import signal
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any
+
+from .errors import ConfigError
+
+__all__ = ["ignore_sigint", "ordered_map", "picklable", "portable"]
+
+
+def picklable(obj: Any) -> str | None:
+    """``None`` if ``obj`` can be sent to a worker, else why not.
+
+    Examples
+    --------
+    >>> picklable(len) is None, picklable(lambda: 1)[:13]
+    (True, 'PicklingError')
+    """
+    try:
+        pickle.dumps(obj)
+    except Exception as exc:  # PicklingError, AttributeError, TypeError: all mean "cannot"
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
+def ordered_map(
+    fn: Callable[..., Any],
+    tasks: Iterable[tuple[Any, ...]],
+    *,
+    workers: int,
+    initializer: Callable[..., None],
+    initargs: tuple[Any, ...],
+    preload: str,
+) -> Iterator[Any]:
+    """``fn(*task)`` for each task on ``workers`` processes, yielded in the order of ``tasks``.
+
+    ``fn`` and ``initializer`` must be top-level functions of the module ``preload``, which
+    the fork server imports once for all its workers. ``initializer`` should call
+    :func:`ignore_sigint`, and ``fn`` raise :func:`portable` errors.
+
+    Raises
+    ------
+    ConfigError
+        A worker process died (for example a script without a ``__main__`` guard).
+
+    Examples
+    --------
+    >>> list(ordered_map(abs, [(-2,), (3,), (-1,)], workers=2, initializer=ignore_sigint,
+    ...                  initargs=(), preload="operator"))
+    [2, 3, 1]
+    """
+    pool = ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=_context(preload),
+        initializer=initializer,
+        initargs=initargs,
+    )
+    pending: deque[Future[Any]] = deque()
+    try:
+        for task in tasks:
+            pending.append(pool.submit(fn, *task))
+            if len(pending) >= 2 * workers:  # bounded: the rest waits in the caller
+                yield _result(pending.popleft())
+        while pending:
+            yield _result(pending.popleft())
+    except BaseException:
+        # An error, Ctrl-C or an abandoned run: stop the workers now rather than wait for
+        # their tasks (a slow custom classifier can take minutes over one chunk).
+        _terminate(pool)
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def ignore_sigint() -> None:
+    """For worker initializers: Ctrl-C in a terminal reaches the whole process group; only
+    the parent acts on it (it terminates the workers), so workers print no tracebacks."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def portable(exc: Exception) -> Exception:
+    """What a worker raises for ``exc``: itself if the parent can unpickle it, else a carrier
+    :func:`ordered_map` turns back into the same type with the same message."""
+    try:
+        pickle.loads(pickle.dumps(exc))
+        return exc
+    except Exception:
+        if picklable(type(exc)) is not None:  # a class the parent cannot import
+            return RuntimeError(f"{type(exc).__qualname__}: {exc}")
+        state = {k: v for k, v in vars(exc).items() if picklable(v) is None}
+        return _Rebuilt(type(exc), tuple(a for a in exc.args if picklable(a) is None), state)
+
+
+class _Rebuilt(Exception):
+    """Carries an exception that does not survive pickling back to the parent."""
+
+    def __init__(self, kind: type[BaseException], args: tuple[Any, ...], state: dict[str, Any]):
+        super().__init__(kind, args, state)
+        self.kind, self.exc_args, self.state = kind, args, state
+
+    def rebuild(self) -> BaseException:
+        exc = self.kind.__new__(self.kind)
+        BaseException.__init__(exc, *self.exc_args)
+        exc.__dict__.update(self.state)
+        return exc
+
+
+def _result(future: Future[Any]) -> Any:
+    try:
+        return future.result()
+    except BrokenProcessPool as exc:
+        raise ConfigError(
+            "workers",
+            f"a worker process exited unexpectedly ({exc}); a script using workers must "
+            'start under `if __name__ == "__main__":`, or pass workers=1',
+        ) from exc
+    except _Rebuilt as exc:
+        raise exc.rebuild() from exc
+
+
+def _terminate(pool: ProcessPoolExecutor) -> None:
+    if hasattr(pool, "terminate_workers"):  # Python 3.14+
+        pool.terminate_workers()
+        return
+    for process in list((getattr(pool, "_processes", None) or {}).values()):
+        process.terminate()
+
+
+def _context(preload: str) -> Any:
+    """``forkserver`` where there is one (POSIX), else ``spawn``.
+
+    The fork server is a fresh interpreter that imports ``preload`` once (sessionlens: about
+    1.2 CPU s) and forks every worker from there, in this run and later ones of this
+    process; with ``spawn`` each worker imports it anew.
+    """
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload([preload])
+    return ctx
