@@ -9,8 +9,32 @@ from __future__ import annotations
 import re
 
 
+def _restore(
+    cls: type[SessionlensError], args: tuple[object, ...], state: dict[str, object]
+) -> Exception:
+    err = cls.__new__(cls)
+    err.args = args
+    err.__dict__.update(state)
+    return err
+
+
 class SessionlensError(Exception):
-    """Base class of every error sessionlens raises on purpose."""
+    """Base class of every error sessionlens raises on purpose.
+
+    Errors survive pickling with their type, message and fields, so one raised in a worker
+    process (``analyze_sessions(workers=2)``, ``convert``) reaches the caller unchanged: the
+    default reduction would call ``__init__`` with the message alone.
+
+    Examples
+    --------
+    >>> import pickle
+    >>> err = pickle.loads(pickle.dumps(ConfigError("workers", "must be at least 1")))
+    >>> type(err).__name__, err.option, str(err)
+    ('ConfigError', 'workers', 'workers: must be at least 1')
+    """
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (_restore, (type(self), self.args, dict(self.__dict__)))
 
 
 class TraceFormatError(SessionlensError, ValueError):
