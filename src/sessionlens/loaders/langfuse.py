@@ -44,6 +44,7 @@ __all__ = [
     "map_score",
     "map_stub_trace",
     "map_trace",
+    "stub_key",
 ]
 
 Item = tuple[str, str, Any]  # (kind, locator, raw record)
@@ -111,7 +112,21 @@ OBSERVATION_HASHED = [
 ]
 
 
-def _snake(record: Mapping[str, Any]) -> dict[str, Any]:
+#: Key layouts already seen, and whether every key is snake_case already. An export repeats
+#: one layout on every row, so most records are used as they are instead of being copied.
+_SNAKE_LAYOUTS: dict[tuple[Any, ...], bool] = {}
+_MAX_LAYOUTS = 256
+
+
+def _snake(record: Mapping[str, Any]) -> Mapping[str, Any]:
+    keys = tuple(record)
+    is_snake = _SNAKE_LAYOUTS.get(keys)
+    if is_snake is None:
+        is_snake = all(type(k) is str and camel_to_snake(k) == k for k in keys)
+        if len(_SNAKE_LAYOUTS) < _MAX_LAYOUTS:  # bounded: a hostile file cannot grow it
+            _SNAKE_LAYOUTS[keys] = is_snake
+    if is_snake:
+        return record  # read only below: the mappers never change a record
     return {camel_to_snake(str(k)): v for k, v in record.items()}
 
 
@@ -238,6 +253,38 @@ def map_stub_trace(
     }
     row["row_hash"] = row_hash(row[k] for k in TRACE_HASHED)
     return row
+
+
+#: The fields ``map_stub_trace`` reads (after ``_snake``).
+_STUB_FIELDS = ("trace_id", "session_id", "user_id", "trace_name", "tags", "environment", "release")
+
+
+def stub_key(record: Any) -> tuple[Any, ...] | None:
+    """What ``map_stub_trace`` depends on, as a hashable key, when it is plain text.
+
+    Every observation row of a trace carries the same trace fields, so ``map_items`` maps
+    one placeholder per distinct key and reuses it. ``None`` (do not reuse) unless each
+    field is a ``str``, ``None`` or a list of ``str``: those compare equal only when
+    ``map_stub_trace`` would give equal rows (``1 == True`` would not be safe).
+
+    >>> stub_key({"traceId": "t1", "tags": ["a"]})
+    ('t1', None, None, None, ('a',), None, None)
+    >>> stub_key({"trace_id": 7}) is None
+    True
+    """
+    if not isinstance(record, Mapping):
+        return None
+    rec = _snake(record)
+    key: list[Any] = []
+    for name in _STUB_FIELDS:
+        value = rec.get(name)
+        if value is None or type(value) is str:
+            key.append(value)
+        elif type(value) is list and all(type(v) is str for v in value):
+            key.append(tuple(value))
+        else:
+            return None
+    return tuple(key)
 
 
 def _reported_cost(rec: Mapping[str, Any], cost_details: Any) -> float | None:
