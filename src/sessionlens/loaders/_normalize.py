@@ -66,6 +66,10 @@ def decode_json(value: Any, *, max_depth: int = 4) -> Any:
     for _ in range(max_depth):
         if not isinstance(value, str):
             return value
+        # Most text is not JSON: decide from its first character before copying it to strip.
+        head = value[:1]
+        if not head or (head not in '{["' and not head.isspace()):
+            return value
         text = value.strip()
         if not text or text[0] not in '{["':
             return value
@@ -90,6 +94,8 @@ def json_text(value: Any) -> str | None:
 
 def to_text(value: Any) -> str | None:
     """A text column value: empty strings become NULL, scalars become strings."""
+    if type(value) is str:  # the usual case, answered before the general checks
+        return value if value != "" else None
     if value is None:
         return None
     if isinstance(value, float) and math.isnan(value):

@@ -19,6 +19,7 @@ errors are ``ValueError`` and become rejected records upstream.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -117,6 +118,10 @@ OBSERVATION_HASHED = [
 _SNAKE_LAYOUTS: dict[tuple[Any, ...], bool] = {}
 _MAX_LAYOUTS = 256
 
+# The hashed values of a row, in order, in one C call.
+_TRACE_VALUES = operator.itemgetter(*TRACE_HASHED)
+_OBSERVATION_VALUES = operator.itemgetter(*OBSERVATION_HASHED)
+
 
 def _snake(record: Mapping[str, Any]) -> Mapping[str, Any]:
     keys = tuple(record)
@@ -211,7 +216,7 @@ def map_trace(record: Any, *, rules: InternalRules, source_format: str) -> dict[
     }
     if row["start_time"] is None:
         raise ValueError("missing timestamp")
-    row["row_hash"] = row_hash(row[k] for k in TRACE_HASHED)
+    row["row_hash"] = row_hash(_TRACE_VALUES(row))
     return row
 
 
@@ -251,7 +256,7 @@ def map_stub_trace(
         "source_format": source_format,
         "source_updated_at": None,
     }
-    row["row_hash"] = row_hash(row[k] for k in TRACE_HASHED)
+    row["row_hash"] = row_hash(_TRACE_VALUES(row))
     return row
 
 
@@ -390,7 +395,7 @@ def map_observation(record: Any, *, source_format: str) -> dict[str, Any]:
         raise ValueError("missing start_time")
     if row["tool_arguments"] is None and obs_type == "TOOL":
         row["tool_arguments"] = row["input"]
-    row["row_hash"] = row_hash(row[k] for k in OBSERVATION_HASHED)
+    row["row_hash"] = row_hash(_OBSERVATION_VALUES(row))
     return row
 
 
