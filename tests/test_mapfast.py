@@ -126,9 +126,7 @@ def _obs(**fields: Any) -> dict[str, Any]:
     ['"\\ud800"', '"\\"\\\\udfff\\""', '["ok", "\\udbff"]', '"caf\\u00e9 \\ud800"'],
     ids=["escaped", "double-encoded", "in-a-list", "after-non-ascii"],
 )
-def test_a_lone_surrogate_is_still_rejected(
-    con: Any, tmp_path: Path, raw: str
-) -> None:
+def test_a_lone_surrogate_is_still_rejected(con: Any, tmp_path: Path, raw: str) -> None:
     record = json.dumps(_obs(id="bad")).replace('"SPAN"', '"SPAN", "output": ' + raw)
     path = _lines(tmp_path, [record, json.dumps(_obs(id="good"))])
     result = sl.load(con, path, progress=False)
@@ -237,7 +235,8 @@ def test_a_reload_of_a_blob_export_writes_nothing(con: Any, tmp_path: Path) -> N
             id=f"o{i}",
             trace_id=f"t{i % 3}",
             start_time=(start + timedelta(seconds=i)).isoformat().replace("+00:00", "Z"),
-            end_time=(start + timedelta(seconds=i + 1)).astimezone(timezone(timedelta(hours=2)))
+            end_time=(start + timedelta(seconds=i + 1))
+            .astimezone(timezone(timedelta(hours=2)))
             .isoformat(),
             updated_at=f"2026-09-0{1 + i % 2} 10:00:00.{i:06d}",
         )

@@ -111,13 +111,14 @@ def _check_text(row: dict[str, Any]) -> dict[str, Any]:
     # rejecting the record here keeps it from aborting the whole file at write time.
     # ``isascii`` is a flag lookup: only the rare non-ASCII text is actually encoded.
     for key, value in row.items():
-        if isinstance(value, str):
-            if not value.isascii():
-                _check_unicode(key, value)
-        elif isinstance(value, list):
-            for item in value:
-                if isinstance(item, str) and not item.isascii():
-                    _check_unicode(key, item)
+        if type(value) is str:
+            if value.isascii():
+                continue
+        elif not isinstance(value, (str, list)):
+            continue  # NULL, numbers, times
+        for item in value if isinstance(value, list) else (value,):
+            if isinstance(item, str) and not item.isascii():
+                _check_unicode(key, item)
     return row
 
 

@@ -22,7 +22,9 @@ _LONG_FRACTION = re.compile(r"(\.\d{6})\d+")
 # ASCII digits only (``\d`` would admit other scripts' digits), at most six fraction digits
 # (the general path trims longer ones), no surrounding space (it strips), and an optional
 # ``Z``: on exactly these strings the general path is ``fromisoformat`` of the same wall time.
-_TS_COMMON = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[ T][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,6})?")
+_TS_COMMON = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[ T][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,6})?"
+)
 
 
 def parse_timestamp(value: Any) -> datetime | None:

@@ -95,7 +95,7 @@ def _column_values(rows: Sequence[dict[str, Any]]) -> dict[str, Sequence[Any]] |
     keys = tuple(rows[0])
     if any(tuple(row) != keys for row in rows):
         return None
-    return dict(zip(keys, zip(*map(dict.values, rows)), strict=True))
+    return dict(zip(keys, zip(*map(dict.values, rows), strict=True), strict=True))
 
 
 @dataclass
