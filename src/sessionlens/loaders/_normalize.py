@@ -6,6 +6,10 @@ ISO-8601, Langfuse's ``YYYY-MM-DD HH:MM:SS.ffffff`` or epoch numbers, usage dict
 Langfuse, OpenAI chat, OpenAI Responses, Anthropic and Gemini shapes, providers guessed from
 model names, and the rules that mark a trace as internal (evaluations, experiments).
 
+Timestamps are parsed in ``_time`` (re-exported here as ``parse_timestamp``). The functions
+run several times per record, so the common cases take short exact paths (a string that is
+plainly not JSON, a ``str`` that is text already, one digest update per row hash).
+
 A function here raises ``ValueError`` with a short reason; the loader adds file and position
 and turns it into a ``TraceFormatError`` or a ``load_errors`` row.
 """
