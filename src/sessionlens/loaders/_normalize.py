@@ -6,6 +6,10 @@ ISO-8601, Langfuse's ``YYYY-MM-DD HH:MM:SS.ffffff`` or epoch numbers, usage dict
 Langfuse, OpenAI chat, OpenAI Responses, Anthropic and Gemini shapes, providers guessed from
 model names, and the rules that mark a trace as internal (evaluations, experiments).
 
+Timestamps are parsed in ``_time`` (re-exported here as ``parse_timestamp``). The functions
+run several times per record, so the common cases take short exact paths (a string that is
+plainly not JSON, a ``str`` that is text already, one digest update per row hash).
+
 A function here raises ``ValueError`` with a short reason; the loader adds file and position
 and turns it into a ``TraceFormatError`` or a ``load_errors`` row.
 """
@@ -19,8 +23,9 @@ import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
+
+from ._time import parse_timestamp
 
 __all__ = [
     "InternalRules",
@@ -65,6 +70,10 @@ def decode_json(value: Any, *, max_depth: int = 4) -> Any:
     for _ in range(max_depth):
         if not isinstance(value, str):
             return value
+        # Most text is not JSON: decide from its first character before copying it to strip.
+        head = value[:1]
+        if not head or (head not in '{["' and not head.isspace()):
+            return value
         text = value.strip()
         if not text or text[0] not in '{["':
             return value
@@ -75,15 +84,22 @@ def decode_json(value: Any, *, max_depth: int = 4) -> Any:
     return value
 
 
+# What ``json.dumps(value, ensure_ascii=False, default=str, allow_nan=False)`` builds on every
+# call; made once, since every payload of every record goes through it.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, default=str, allow_nan=False)
+
+
 def json_text(value: Any) -> str | None:
     """Serialise a decoded payload as JSON text for a ``JSON`` column (``None`` stays NULL)."""
     if value is None or value == "":
         return None
-    return json.dumps(value, ensure_ascii=False, sort_keys=False, default=str, allow_nan=False)
+    return _ENCODER.encode(value)
 
 
 def to_text(value: Any) -> str | None:
     """A text column value: empty strings become NULL, scalars become strings."""
+    if type(value) is str:  # the usual case, answered before the general checks
+        return value if value != "" else None
     if value is None:
         return None
     if isinstance(value, float) and math.isnan(value):
@@ -92,58 +108,6 @@ def to_text(value: Any) -> str | None:
         raise ValueError(f"expected text, got {type(value).__name__}")
     text = str(value)
     return text if text != "" else None
-
-
-_TS_NAIVE = re.compile(r"^\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?$")
-
-
-def parse_timestamp(value: Any) -> datetime | None:
-    """Parse a timestamp into a naive UTC ``datetime`` (microseconds).
-
-    Accepts ISO-8601 with ``Z`` or an offset, Langfuse's export form
-    ``YYYY-MM-DD HH:MM:SS.ffffff`` (UTC), epoch seconds / milliseconds / microseconds /
-    nanoseconds as numbers or digit strings, and ``datetime`` objects.
-
-    >>> parse_timestamp("2025-12-22T10:46:15.528Z")
-    datetime.datetime(2025, 12, 22, 10, 46, 15, 528000)
-    >>> parse_timestamp("2024-05-29 13:46:19.963000")
-    datetime.datetime(2024, 5, 29, 13, 46, 19, 963000)
-    """
-    if value is None or value == "":
-        return None
-    if isinstance(value, datetime):
-        dt = value
-    elif isinstance(value, bool):
-        raise ValueError(f"expected a timestamp, got {value!r}")
-    elif isinstance(value, (int, float)) or (isinstance(value, str) and value.isdigit()):
-        number = float(value)
-        if not math.isfinite(number) or number < 0:
-            raise ValueError(f"expected a timestamp, got {value!r}")
-        # Pick the unit by magnitude: seconds until 5138, then ms, us, ns.
-        for scale in (1, 1e3, 1e6, 1e9):
-            if number / scale < 1e11:
-                dt = datetime.fromtimestamp(number / scale, UTC)
-                break
-        else:
-            raise ValueError(f"timestamp out of range: {value!r}")
-    elif isinstance(value, str):
-        text = value.strip()
-        if text.endswith(("Z", "z")):
-            text = text[:-1] + "+00:00"
-        # Python < 3.11 style fromisoformat quirks are gone, but nanosecond fractions are not
-        # accepted: trim the fraction to microseconds.
-        text = re.sub(r"(\.\d{6})\d+", r"\1", text)
-        try:
-            dt = datetime.fromisoformat(text)
-        except ValueError:
-            raise ValueError(f"not a timestamp: {value!r}") from None
-        if dt.tzinfo is None and not _TS_NAIVE.match(text) and "T" not in text:
-            raise ValueError(f"not a timestamp: {value!r}")
-    else:
-        raise ValueError(f"expected a timestamp, got {type(value).__name__}")
-    if dt.tzinfo is not None:
-        dt = dt.astimezone(UTC).replace(tzinfo=None)
-    return dt
 
 
 _MAX_COUNT = 2**63 - 1
@@ -431,9 +395,16 @@ class InternalRules:
 
 
 def row_hash(values: Iterable[Any]) -> str:
-    """A stable fingerprint of a canonical row's content (used to skip unchanged re-loads)."""
-    digest = hashlib.blake2b(digest_size=16)
-    for value in values:
-        digest.update(repr(value).encode("utf-8", "surrogatepass"))
-        digest.update(b"\x1f")
-    return digest.hexdigest()
+    """A stable fingerprint of a canonical row's content (used to skip unchanged re-loads).
+
+    The BLAKE2b-128 of each value's ``repr`` followed by ``\\x1f``, in UTF-8. It is stored
+    in the tables, so its bytes must never change; one ``join`` and one ``update`` give the
+    same digest as feeding the pieces one by one (UTF-8 encodes code point by code point).
+
+    >>> row_hash(["a", 1, None])
+    'c18b5807dee47d64d0c034b7b4f7c60d'
+    """
+    text = "\x1f".join(map(repr, values))
+    # ``repr`` is never empty: an empty ``text`` means no values, whose digest covers nothing.
+    data = (text + "\x1f").encode("utf-8", "surrogatepass") if text else b""
+    return hashlib.blake2b(data, digest_size=16).hexdigest()

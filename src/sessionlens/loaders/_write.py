@@ -63,12 +63,39 @@ def _q(name: str) -> str:
 def _arrow(
     columns: list[tuple[str, str]], rows: Sequence[dict[str, Any]], extra: dict[str, Any]
 ) -> pa.Table:
+    """``rows`` as an Arrow table with the table's columns, ``extra`` constant, ``_pos``."""
+    values = _column_values(rows)
     arrays = {}
     for name, dtype in columns:
-        values = [extra[name] if name in extra else row.get(name) for row in rows]
-        arrays[name] = pa.array(values, type=_TYPES.get(dtype, pa.string()))
+        kind = _TYPES.get(dtype, pa.string())
+        if name in extra:
+            arrays[name] = pa.array([extra[name]] * len(rows), type=kind)
+        elif values is None:
+            arrays[name] = pa.array([row.get(name) for row in rows], type=kind)
+        else:
+            arrays[name] = pa.array(values.get(name, [None] * len(rows)), type=kind)
     arrays["_pos"] = pa.array(range(len(rows)), type=pa.int64())
     return pa.table(arrays)
+
+
+def _column_values(rows: Sequence[dict[str, Any]]) -> dict[str, Sequence[Any]] | None:
+    """Each key's values, when every row has the same keys in the same order, else ``None``.
+
+    A mapper builds every row of a table with one dict literal, so this is the usual case;
+    transposing the rows' ``values()`` in one ``zip`` is about three times faster than one
+    ``dict.get`` per row and column.
+
+    >>> _column_values([{"a": 1, "b": 2}, {"a": 3, "b": 4}])
+    {'a': (1, 3), 'b': (2, 4)}
+    >>> _column_values([{"a": 1, "b": 2}, {"b": 4, "a": 3}]) is None
+    True
+    """
+    if not rows:
+        return None
+    keys = tuple(rows[0])
+    if any(tuple(row) != keys for row in rows):
+        return None
+    return dict(zip(keys, zip(*map(dict.values, rows), strict=True), strict=True))
 
 
 @dataclass

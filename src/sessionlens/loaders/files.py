@@ -290,7 +290,7 @@ def _jsonl_rows(src: SourceFile) -> Iterator[tuple[str, Any]]:
                         ValueError(too_large("record", line, src.max_record_bytes)),
                     )
                     continue
-                if not line.strip():
+                if line.isspace():  # a blank line (``bounded_lines`` never yields b"")
                     continue
                 try:
                     yield f"line {number}", json.loads(line.decode("utf-8"))

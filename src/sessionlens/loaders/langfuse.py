@@ -19,9 +19,11 @@ errors are ``ValueError`` and become rejected records upstream.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import operator
+from collections.abc import Mapping
 from typing import Any
 
+from ._langfuse_read import Item, blob_kind, iter_api_pages, iter_blob_rows, iter_trace_download
 from ._normalize import (
     InternalRules,
     camel_to_snake,
@@ -37,6 +39,8 @@ from ._normalize import (
 
 __all__ = [
     "OBSERVATION_TYPES",
+    "Item",
+    "blob_kind",
     "iter_api_pages",
     "iter_blob_rows",
     "iter_trace_download",
@@ -44,9 +48,8 @@ __all__ = [
     "map_score",
     "map_stub_trace",
     "map_trace",
+    "stub_key",
 ]
-
-Item = tuple[str, str, Any]  # (kind, locator, raw record)
 
 OBSERVATION_TYPES = frozenset(
     [
@@ -111,7 +114,25 @@ OBSERVATION_HASHED = [
 ]
 
 
-def _snake(record: Mapping[str, Any]) -> dict[str, Any]:
+#: Key layouts already seen, and whether every key is snake_case already. An export repeats
+#: one layout on every row, so most records are used as they are instead of being copied.
+_SNAKE_LAYOUTS: dict[tuple[Any, ...], bool] = {}
+_MAX_LAYOUTS = 256
+
+# The hashed values of a row, in order, in one C call.
+_TRACE_VALUES = operator.itemgetter(*TRACE_HASHED)
+_OBSERVATION_VALUES = operator.itemgetter(*OBSERVATION_HASHED)
+
+
+def _snake(record: Mapping[str, Any]) -> Mapping[str, Any]:
+    keys = tuple(record)
+    is_snake = _SNAKE_LAYOUTS.get(keys)
+    if is_snake is None:
+        is_snake = all(type(k) is str and camel_to_snake(k) == k for k in keys)
+        if len(_SNAKE_LAYOUTS) < _MAX_LAYOUTS:  # bounded: a hostile file cannot grow it
+            _SNAKE_LAYOUTS[keys] = is_snake
+    if is_snake:
+        return record  # read only below: the mappers never change a record
     return {camel_to_snake(str(k)): v for k, v in record.items()}
 
 
@@ -196,7 +217,7 @@ def map_trace(record: Any, *, rules: InternalRules, source_format: str) -> dict[
     }
     if row["start_time"] is None:
         raise ValueError("missing timestamp")
-    row["row_hash"] = row_hash(row[k] for k in TRACE_HASHED)
+    row["row_hash"] = row_hash(_TRACE_VALUES(row))
     return row
 
 
@@ -236,8 +257,40 @@ def map_stub_trace(
         "source_format": source_format,
         "source_updated_at": None,
     }
-    row["row_hash"] = row_hash(row[k] for k in TRACE_HASHED)
+    row["row_hash"] = row_hash(_TRACE_VALUES(row))
     return row
+
+
+#: The fields ``map_stub_trace`` reads (after ``_snake``).
+_STUB_FIELDS = ("trace_id", "session_id", "user_id", "trace_name", "tags", "environment", "release")
+
+
+def stub_key(record: Any) -> tuple[Any, ...] | None:
+    """What ``map_stub_trace`` depends on, as a hashable key, when it is plain text.
+
+    Every observation row of a trace carries the same trace fields, so ``map_items`` maps
+    one placeholder per distinct key and reuses it. ``None`` (do not reuse) unless each
+    field is a ``str``, ``None`` or a list of ``str``: those compare equal only when
+    ``map_stub_trace`` would give equal rows (``1 == True`` would not be safe).
+
+    >>> stub_key({"traceId": "t1", "tags": ["a"]})
+    ('t1', None, None, None, ('a',), None, None)
+    >>> stub_key({"trace_id": 7}) is None
+    True
+    """
+    if not isinstance(record, Mapping):
+        return None
+    rec = _snake(record)
+    key: list[Any] = []
+    for name in _STUB_FIELDS:
+        value = rec.get(name)
+        if value is None or type(value) is str:
+            key.append(value)
+        elif type(value) is list and all(type(v) is str for v in value):
+            key.append(tuple(value))
+        else:
+            return None
+    return tuple(key)
 
 
 def _reported_cost(rec: Mapping[str, Any], cost_details: Any) -> float | None:
@@ -343,7 +396,7 @@ def map_observation(record: Any, *, source_format: str) -> dict[str, Any]:
         raise ValueError("missing start_time")
     if row["tool_arguments"] is None and obs_type == "TOOL":
         row["tool_arguments"] = row["input"]
-    row["row_hash"] = row_hash(row[k] for k in OBSERVATION_HASHED)
+    row["row_hash"] = row_hash(_OBSERVATION_VALUES(row))
     return row
 
 
@@ -366,82 +419,3 @@ def map_score(record: Any) -> dict[str, Any]:
         "environment": to_text(rec.get("environment")),
         "source_updated_at": _field(rec, "updated_at", parse_timestamp),
     }
-
-
-# -- readers -----------------------------------------------------------------------------------
-
-
-def iter_trace_download(doc: Any, pointer: str = "") -> Iterator[Item]:
-    """Items of a UI trace download, or of the API's single trace with nested observations."""
-    if isinstance(doc, Mapping) and "trace" in doc:
-        yield "trace", f"{pointer}/trace", doc["trace"]
-        observations = doc.get("observations")
-        base = f"{pointer}/observations"
-    else:
-        yield "trace", pointer or "/", doc
-        observations = doc.get("observations") if isinstance(doc, Mapping) else None
-        base = f"{pointer}/observations"
-    if observations is not None and not isinstance(observations, list):
-        yield "error", base, "observations: expected a list"
-        return
-    for i, obs in enumerate(observations or []):
-        if isinstance(obs, str):
-            continue  # the trace list endpoint gives ids only
-        yield "observation", f"{base}/{i}", obs
-    if isinstance(doc, Mapping) and "trace" not in doc:
-        for i, score in enumerate(doc.get("scores") or []):
-            if isinstance(score, Mapping):
-                yield "score", f"{pointer}/scores/{i}", score
-
-
-def _is_observation(item: Mapping[str, Any]) -> bool:
-    return ("traceId" in item or "trace_id" in item) and (
-        "startTime" in item or "start_time" in item or "type" in item
-    )
-
-
-def iter_api_pages(doc: Any) -> Iterator[Item]:
-    """Items of one API page ``{"data", "meta"}``, or of a list of pages (v1 or v2)."""
-    pages = doc if isinstance(doc, list) else [doc]
-    for p, page in enumerate(pages):
-        prefix = f"/{p}" if isinstance(doc, list) else ""
-        if not isinstance(page, Mapping) or not isinstance(page.get("data"), list):
-            yield "error", prefix or "/", "expected an API page with a 'data' list"
-            continue
-        for i, item in enumerate(page["data"]):
-            where = f"{prefix}/data/{i}"
-            if not isinstance(item, Mapping):
-                yield "error", where, f"expected an object, got {type(item).__name__}"
-            elif _is_observation(item):
-                yield "observation", where, item
-                yield "stub", where, item
-            elif "value" in item and ("traceId" in item or "dataType" in item):
-                yield "score", where, item
-            else:
-                yield from iter_trace_download(item, where)
-
-
-def blob_kind(record: Mapping[str, Any], hint: str | None) -> str:
-    """Which blob-export table a row belongs to (folder name first, then its columns)."""
-    if hint in ("traces", "observations", "observations_v2", "scores"):
-        return {"traces": "trace", "scores": "score"}.get(hint, "observation")
-    if "trace_id" in record and ("start_time" in record or "type" in record):
-        return "observation"
-    if "trace_id" in record and "value" in record:
-        return "score"
-    return "trace"
-
-
-def iter_blob_rows(rows: Iterator[tuple[str, Any]], hint: str | None) -> Iterator[Item]:
-    """Items of a blob-export table, one per row, kind from the folder or the columns."""
-    for where, row in rows:
-        if isinstance(row, ValueError):
-            yield "error", where, str(row)
-            continue
-        if not isinstance(row, Mapping):
-            yield "error", where, f"expected an object, got {type(row).__name__}"
-            continue
-        kind = blob_kind(row, hint)
-        yield kind, where, row
-        if kind == "observation":
-            yield "stub", where, row
