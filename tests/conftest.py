@@ -41,3 +41,23 @@ def snapshot(con: duckdb.DuckDBPyConnection) -> dict[str, list[tuple[object, ...
             con.execute(f"SELECT {', '.join(cols)} FROM {table}").fetchall(), key=repr
         )
     return out
+
+
+#: ``session_analysis`` columns that are times of the run, not results.
+VOLATILE_ANALYSIS = {"analyzed_at", "created_at"}
+
+
+def analysis_rows(con: duckdb.DuckDBPyConnection) -> list[tuple[object, ...]]:
+    """``session_analysis`` by session, without the run-time columns."""
+    cols = [c for c in con.table("session_analysis").columns if c not in VOLATILE_ANALYSIS]
+    return con.execute(
+        f"SELECT {', '.join(cols)} FROM session_analysis ORDER BY session_id"
+    ).fetchall()
+
+
+def assert_same_analysis(got: list[tuple[object, ...]], want: list[tuple[object, ...]]) -> None:
+    """Rows of :func:`analysis_rows` equal, floats to the last bits DuckDB's parallel sums vary."""
+    assert [r[0] for r in got] == [r[0] for r in want]
+    for g_row, w_row in zip(got, want, strict=True):
+        for g, w in zip(g_row, w_row, strict=True):
+            assert g == (pytest.approx(w, rel=1e-12) if isinstance(w, float) else w)

@@ -28,32 +28,18 @@ from sessionlens import cache, datasets
 from sessionlens.analysis._ibis import backend
 from sessionlens.analysis.tags import assign_session_tags
 
+from .conftest import analysis_rows, assert_same_analysis
+
 AS_OF = datetime(2027, 1, 1)
-_VOLATILE = {"analyzed_at", "created_at"}
-
-
-def _rows(con: duckdb.DuckDBPyConnection) -> list[tuple[object, ...]]:
-    cols = [c for c in con.table("session_analysis").columns if c not in _VOLATILE]
-    return con.execute(
-        f"SELECT {', '.join(cols)} FROM session_analysis ORDER BY session_id"
-    ).fetchall()
-
-
-def _same(got: list[tuple[object, ...]], want: list[tuple[object, ...]]) -> None:
-    assert [r[0] for r in got] == [r[0] for r in want]
-    for g_row, w_row in zip(got, want, strict=True):
-        for g, w in zip(g_row, w_row, strict=True):
-            # DuckDB sums costs in parallel: the last bits of a float sum vary between runs.
-            assert g == (pytest.approx(w, rel=1e-12) if isinstance(w, float) else w)
 
 
 def _reanalyse_equals_forced(con: duckdb.DuckDBPyConnection) -> sl.AnalyzeResult:
     """Run incrementally, then forced; the rows must not differ. Returns the incremental run."""
     result = sl.analyze_sessions(con, as_of=AS_OF)
-    incremental = _rows(con)
+    incremental = analysis_rows(con)
     forced = sl.analyze_sessions(con, as_of=AS_OF, force=True)
     assert forced.recomputed == forced.sessions
-    _same(incremental, _rows(con))
+    assert_same_analysis(incremental, analysis_rows(con))
     return result
 
 

@@ -30,10 +30,9 @@ from sessionlens.analysis.intent import RuleClassifier
 from sessionlens.cli import main
 from sessionlens.errors import ConfigError
 
-from .conftest import ROOT
+from .conftest import ROOT, analysis_rows, assert_same_analysis
 
 AS_OF = datetime(2027, 1, 1)
-_VOLATILE = {"analyzed_at", "created_at"}
 
 
 def bad_confidence(ev: SessionEvidence) -> dict[str, object]:
@@ -65,21 +64,6 @@ def loaded(con: duckdb.DuckDBPyConnection, tmp_path: Path) -> duckdb.DuckDBPyCon
     return con
 
 
-def _rows(con: duckdb.DuckDBPyConnection) -> list[tuple[object, ...]]:
-    cols = [c for c in con.table("session_analysis").columns if c not in _VOLATILE]
-    return con.execute(
-        f"SELECT {', '.join(cols)} FROM session_analysis ORDER BY session_id"
-    ).fetchall()
-
-
-def _same(got: list[tuple[object, ...]], want: list[tuple[object, ...]]) -> None:
-    assert [r[0] for r in got] == [r[0] for r in want]
-    for g_row, w_row in zip(got, want, strict=True):
-        for g, w in zip(g_row, w_row, strict=True):
-            # DuckDB sums costs in parallel: the last bits of a float sum vary between runs.
-            assert g == (pytest.approx(w, rel=1e-12) if isinstance(w, float) else w)
-
-
 def _pass(con: duckdb.DuckDBPyConnection, ids: list[str], workers: int) -> pa.Table:
     batches = _pypass.python_batches(
         con,
@@ -96,11 +80,11 @@ def _pass(con: duckdb.DuckDBPyConnection, ids: list[str], workers: int) -> pa.Ta
 @pytest.mark.usefixtures("small_chunks")
 def test_two_workers_write_the_rows_of_one(loaded: duckdb.DuckDBPyConnection) -> None:
     one = sl.analyze_sessions(loaded, as_of=AS_OF, workers=1)
-    want = _rows(loaded)
+    want = analysis_rows(loaded)
     two = sl.analyze_sessions(loaded, as_of=AS_OF, workers=2, force=True)
     assert two.recomputed == one.recomputed == one.sessions > 60
     assert two.statuses == one.statuses
-    _same(_rows(loaded), want)
+    assert_same_analysis(analysis_rows(loaded), want)
 
 
 @pytest.mark.usefixtures("small_chunks")
@@ -135,9 +119,9 @@ def test_no_sessions_start_no_workers(con: duckdb.DuckDBPyConnection) -> None:
 @pytest.mark.usefixtures("small_chunks")
 def test_a_custom_classifier_runs_in_the_workers(loaded: duckdb.DuckDBPyConnection) -> None:
     sl.analyze_sessions(loaded, as_of=AS_OF, classifier=first_tool, workers=1)
-    want = _rows(loaded)
+    want = analysis_rows(loaded)
     sl.analyze_sessions(loaded, as_of=AS_OF, classifier=first_tool, workers=2, force=True)
-    _same(_rows(loaded), want)
+    assert_same_analysis(analysis_rows(loaded), want)
     assert all(str(r[5]).startswith("tool:") for r in want)
 
 
