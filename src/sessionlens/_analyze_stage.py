@@ -16,6 +16,11 @@ results of one run live, so that a run over a million sessions never holds them 
   can have moved (owners of sessions recomputed or removed, and of untagged sessions), so tags
   are recounted for those users only;
 - ``_sl_py``: the Python pass's rows, appended batch by batch as Arrow;
+- ``_sl_part_*``: the analysis frame joined part by part (flow progress, tool sequences,
+  costs, ...; :data:`~sessionlens.analysis.session_frame.FRAME_PARTS`), one statement per
+  part (:func:`frame_stager`): as one query, its dozens of joins and aggregations are all
+  live at once, and their hash tables together outgrew ``memory_limit`` instead of spilling
+  (100k sessions needed over 400 MB; the single query failed at 1M sessions with 2 GB);
 - ``_sl_frame``: the analysis frame, run by DuckDB and inserted from there, never fetched.
 
 All are DuckDB temporary tables (per connection, spilled to the temp directory past
@@ -34,9 +39,17 @@ from ibis.backends import BaseBackend
 
 from ._arrow_sql import ARROW, execute_arrow
 from .analysis._ibis import duckdb_connection
-from .analysis.session_frame import session_fingerprints, trace_summaries
+from .analysis.session_frame import FRAME_PARTS, session_fingerprints, trace_summaries
 
-__all__ = ["TEMP", "drop", "stage_fingerprints", "stage_python_rows", "stage_todo", "write_rows"]
+__all__ = [
+    "TEMP",
+    "drop",
+    "frame_stager",
+    "stage_fingerprints",
+    "stage_python_rows",
+    "stage_todo",
+    "write_rows",
+]
 
 #: Where Ibis finds the temporary tables: ``backend.table(name, database=TEMP)``.
 TEMP = ("temp", "main")
@@ -57,6 +70,8 @@ _TABLES = (
     "_sl_todo",
     "_sl_users",
     "_sl_py",
+    *(f"_sl_part_{part}" for part in FRAME_PARTS),
+    *(f"_sl_part_frame_{part}" for part in FRAME_PARTS),
     "_sl_frame",
     "_sl_new",
 )
@@ -273,6 +288,31 @@ def stage_python_rows(
     for batch in batches:
         rows = pa.Table.from_batches([batch])
         execute_arrow(con, f"INSERT INTO _sl_py SELECT * FROM {ARROW}", rows)
+
+
+def frame_stager(db: BaseBackend) -> Callable[[str, ir.Table], ir.Table]:
+    """The ``stage`` of :func:`~sessionlens.analysis.session_frame.session_frame` for ``db``.
+
+    Each part of the frame, then the frame with that part joined, is run into the temporary
+    table ``_sl_part_<name>`` and read from there: DuckDB then holds one part's hash tables
+    (or one join's) at a time and spills what does not fit. A table is dropped as soon as the
+    next frame holds its rows.
+    """
+    names = {*FRAME_PARTS, *(f"frame_{p}" for p in FRAME_PARTS)}
+    live: list[str] = []
+
+    def stage(name: str, expr: ir.Table) -> ir.Table:
+        if name not in names:  # the table name is built from it
+            raise ValueError(f"unknown frame part {name!r}; expected one of {FRAME_PARTS}")
+        con = _materialise(db, f"_sl_part_{name}", expr)
+        if name.startswith("frame_"):  # the previous frame and this part are in it now
+            for done in live:  # names checked above
+                con.execute(f"DROP TABLE IF EXISTS temp.main._sl_part_{done}")
+            live.clear()
+        live.append(name)
+        return db.table(f"_sl_part_{name}", database=TEMP)
+
+    return stage
 
 
 def write_rows(

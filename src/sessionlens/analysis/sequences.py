@@ -69,7 +69,9 @@ def flow_progress(
     """
     flows = DEFAULT_FLOWS if flows is None else flows
     steps = flow_steps_table(flows)
-    ok = _calls(con, assignments)
+    # Not narrowed to the assigned sessions: the left joins below do that, and a semi-join
+    # here would be planned once per step (a hash table each).
+    ok = _calls(con, None)
     ok = ok.filter(~ok.is_error.fill_null(False)).select(
         call_session="session_id", call_seq="seq", call_tool="tool_name"
     )
@@ -82,28 +84,35 @@ def flow_progress(
     )
     longest = max((len(f.steps) for f in flows.values()), default=0)
     for i in range(longest):
-        step = steps.filter(steps.step_index == i).select(step_intent="intent", step_tool="step")
-        waiting = pos.filter(pos.reached_count == i)
-        wj = waiting.join(step, waiting.intent == step.step_intent).select(
-            "session_id", "position", "step_tool"
+        step = steps.filter(steps.step_index == i).select(
+            step_intent="intent", step_tool="step", step_index="step_index"
         )
-        cand = wj.join(
-            ok,
+        cand = step.join(ok, step.step_tool == ok.call_tool)
+        # One left join and a group-by per step, reading the previous step once: a filter
+        # of it joined back to it would repeat the whole chain twice per step in the SQL
+        # (Ibis inlines it), and DuckDB would run 2**steps copies of the scan at once, whose
+        # hash tables together outgrow memory_limit instead of spilling.
+        j = pos.left_join(
+            cand,
             [
-                wj.session_id == ok.call_session,
-                wj.step_tool == ok.call_tool,
-                ok.call_seq > wj.position,
+                # Against the step's column, not the literal ``i``: DuckDB runs an outer join
+                # whose condition tests one side alone as a nested loop (100x slower).
+                pos.reached_count == cand.step_index,
+                pos.intent == cand.step_intent,
+                pos.session_id == cand.call_session,
+                cand.call_seq > pos.position,
             ],
         )
-        found = cand.group_by(found_session=cand.session_id).aggregate(next_seq=cand.call_seq.min())
-        pos = pos.left_join(found, pos.session_id == found.found_session)
-        pos = pos.select(
+        found = j.group_by(["session_id", "intent", "reached_count", "position"]).aggregate(
+            next_seq=j.call_seq.min()
+        )
+        pos = found.select(
             "session_id",
             "intent",
-            reached_count=(pos.reached_count + pos.next_seq.notnull().cast("int64")),
-            position=pos.next_seq.fill_null(pos.position).cast("int64"),
+            reached_count=(found.reached_count + found.next_seq.notnull().cast("int64")),
+            position=found.next_seq.fill_null(found.position).cast("int64"),
         )
-        # Each step reads the previous one twice; without this Spark's plan doubles per step.
+        # On Spark the plan of each step is cut here (see ``checkpoint``).
         pos = checkpoint(pos)
     out = pos.left_join(lengths, pos.intent == lengths.intent).drop("intent_right")
     drop = steps.select(drop_intent="intent", drop_index="step_index", drop_off_step="step")

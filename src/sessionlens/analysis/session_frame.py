@@ -8,7 +8,7 @@ compares. Both are Ibis expressions, so they run wherever the canonical tables l
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -21,7 +21,11 @@ from .cost import session_costs
 from .flows import Flow
 from .sequences import flow_progress, tool_sequences
 
-__all__ = ["session_fingerprints", "session_frame", "trace_summaries"]
+__all__ = ["FRAME_PARTS", "session_fingerprints", "session_frame", "trace_summaries"]
+
+#: The parts of the frame, each a table keyed by ``session_id``, in the order they are joined
+#: (see ``stage`` in :func:`session_frame`).
+FRAME_PARTS = ("progress", "sequences", "costs", "turns", "errors", "last_calls")
 
 
 def _trace_hashes(db: Any) -> ir.Table:
@@ -99,6 +103,7 @@ def session_frame(
     flows: Mapping[str, Flow],
     as_of: datetime,
     inactivity: timedelta,
+    stage: Callable[[str, ir.Table], ir.Table] | None = None,
 ) -> ir.Table:
     """Every ``session_analysis`` column but the cache bookkeeping, for the sessions in ``py``.
 
@@ -110,6 +115,27 @@ def session_frame(
     ``failed`` when the session ended on an error (its last tool call failed, or the last of
     its observations to end is at ERROR level); else ``abandoned``. ``tool_calls`` is an array of
     structs the writer stores as ``tool_sequence_json``.
+
+    ``stage``, given, is called with each part's name (one of :data:`FRAME_PARTS`) and
+    expression, then with ``"frame_<name>"`` and the frame with that part joined, and returns
+    the table used in its place: the cache runs each into a temporary table, so that DuckDB
+    holds one part's hash tables at a time. (As one query, the frame's dozens of joins and aggregations are all
+    live at once, and their hash tables together outgrow ``memory_limit`` instead of
+    spilling.) The rows are the same either way.
+
+    Examples
+    --------
+    >>> from sessionlens import connect, load, datasets
+    >>> from sessionlens._pypass import PY_SCHEMA
+    >>> from sessionlens.analysis.flows import DEFAULT_FLOWS
+    >>> con = connect()
+    >>> _ = load(con, datasets.sample_dir())
+    >>> py = PY_SCHEMA.empty_table()  # no session to compute: the parts are still built
+    >>> seen = []
+    >>> f = session_frame(con, py, flows=DEFAULT_FLOWS, as_of=datetime(2030, 1, 1),
+    ...     inactivity=timedelta(minutes=30), stage=lambda n, t: seen.append(n) or t)
+    >>> tuple(seen[::2]) == FRAME_PARTS, seen[1], f.count().execute()
+    (True, 'frame_progress', 0)
     """
     db = backend(con)
     # An Ibis table keeps the Python pass's rows where they are (a DuckDB temp table, or a
@@ -138,22 +164,14 @@ def session_frame(
     last = calls.group_by("session_id").aggregate(
         last_seq=calls.seq.max(), last_error_seq=calls.seq.max(where=calls.is_error)
     )
-    f = (
-        sessions.left_join(todo, "session_id")
-        .drop("session_id_right")
-        .left_join(prog, "session_id")
-        .drop("session_id_right")
-        .left_join(seqs, "session_id")
-        .drop("session_id_right")
-        .left_join(costs, "session_id")
-        .drop("session_id_right")
-        .left_join(turn_counts, "session_id")
-        .drop("session_id_right")
-        .left_join(errs, "session_id")
-        .drop("session_id_right")
-        .left_join(last, "session_id")
-        .drop("session_id_right")
-    )
+    f = sessions.left_join(todo, "session_id").drop("session_id_right")
+    parts = (prog, seqs, costs, turn_counts, errs, last)
+    for name, part in zip(FRAME_PARTS, parts, strict=True):
+        if stage is not None:
+            part = stage(name, part)
+        f = f.left_join(part, "session_id").drop("session_id_right")
+        if stage is not None:
+            f = stage(f"frame_{name}", f)
     ended_on_error = (f.last_error_seq.notnull() & (f.last_error_seq == f.last_seq)) | (
         f.last_error_end.notnull() & (f.last_error_end == f.last_end)
     )
