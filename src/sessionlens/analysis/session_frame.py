@@ -119,9 +119,9 @@ def session_frame(
     ``stage``, given, is called with each part's name (one of :data:`FRAME_PARTS`) and
     expression, then with ``"frame_<name>"`` and the frame with that part joined, and returns
     the table used in its place: the cache runs each into a temporary table, so that DuckDB
-    holds one part's hash tables at a time. (As one query, the frame's dozens of joins and aggregations are all
-    live at once, and their hash tables together outgrow ``memory_limit`` instead of
-    spilling.) The rows are the same either way.
+    holds one part's hash tables at a time. (As one query, the frame's dozens of joins and
+    aggregations are all live at once, and their hash tables together outgrow
+    ``memory_limit`` instead of spilling.) The rows are the same either way.
 
     Examples
     --------
