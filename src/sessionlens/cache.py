@@ -293,7 +293,10 @@ def analyze_sessions(
             with closing(batches):  # on an error, its worker processes stop at once
                 stage.stage_python_rows(con, _PY_SCHEMA, batches)
             py = scoped.table("_sl_py", database=stage.TEMP)
-            frame = session_frame(scoped, py, flows=flow_map, as_of=now, inactivity=inactivity)
+            clock = stage.stage_clock(scoped, cutoff=now - inactivity)
+            frame = session_frame(
+                scoped, py, flows=flow_map, as_of=now, inactivity=inactivity, clock=clock
+            )
             stage.write_rows(
                 scoped, frame, columns=_COLUMNS, version=ANALYZER_VERSION, config=config
             )

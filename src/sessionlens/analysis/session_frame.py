@@ -99,6 +99,7 @@ def session_frame(
     flows: Mapping[str, Flow],
     as_of: datetime,
     inactivity: timedelta,
+    clock: ir.Table | None = None,
 ) -> ir.Table:
     """Every ``session_analysis`` column but the cache bookkeeping, for the sessions in ``py``.
 
@@ -110,6 +111,10 @@ def session_frame(
     ``failed`` when the session ended on an error (its last tool call failed, or the last of
     its observations to end is at ERROR level); else ``abandoned``. ``tool_calls`` is an array of
     structs the writer stores as ``tool_sequence_json``.
+
+    ``clock`` (a one-row table of the same backend with a ``cutoff`` timestamp column, which
+    must hold ``as_of - inactivity``) is read instead of that literal: the expression, and
+    so its compiled SQL, then does not change with the time of the run (the cache reuses it).
     """
     db = backend(con)
     # An Ibis table keeps the Python pass's rows where they are (a DuckDB temp table, or a
@@ -160,7 +165,11 @@ def session_frame(
     success = f.success_reached.fill_null(False) | (
         f.flow_length.isnull() & f.goal_success.fill_null(False)
     )
-    recent = f.end_time >= ibis.literal(as_of - inactivity, "timestamp")
+    if clock is None:
+        cutoff: ir.Value = ibis.literal(as_of - inactivity, "timestamp")
+    else:
+        cutoff = clock.cutoff.max().as_scalar()
+    recent = f.end_time >= cutoff
     status = ibis.cases(
         (success, "completed"),
         (recent.fill_null(False), "in_progress"),

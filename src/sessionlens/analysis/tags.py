@@ -26,6 +26,7 @@ import ibis
 import ibis.expr.types as ir
 import pyarrow as pa
 
+from .._sql_cache import compile_cached
 from ._ibis import backend
 
 __all__ = ["assign_session_tags", "session_tags", "short_model_id"]
@@ -187,7 +188,11 @@ def assign_session_tags(
         users = backend(con).table("_sl_tag_users")
     try:
         fresh_only = fresh if user_ids is not None else None
-        query = ibis.to_sql(_tags(backend(con), user_ids=users, fresh=fresh_only), dialect="duckdb")
+        db = backend(con)
+        slot = "tags" if user_ids is None else "tags:users" if fresh is None else "tags:fresh"
+        # The same expression every run (users and fresh sessions are tables): its SQL is
+        # compiled once and then read from the cache.
+        query = compile_cached(con, db, _tags(db, user_ids=users, fresh=fresh_only), slot=slot)
         # The query is compiled from constants and column references only; no data is pasted.
         row = con.execute(
             f"UPDATE sessions SET session_tag = t.session_tag FROM ({query}) AS t "
