@@ -8,8 +8,9 @@ and sqlglot versions, Ibis options), so this module keys a cached text on exactl
 - every node of the graph, in breadth-first order, as its class and all its arguments, child
   nodes by position: equal keys mean structurally equal expressions, hence the same SQL;
 - leaf values are rendered only for a whitelist of types whose ``repr`` is exact (strings,
-  numbers, dates, data types, schemas, ...); anything else (a Python UDF, an unknown object)
-  makes the expression *unkeyable* and it is simply compiled;
+  numbers, dates, data types, schemas, ...), and nodes and values only of classes Ibis
+  defines at module level; anything else (a Python UDF, whose node class is made at run
+  time, an unknown object) makes the expression *unkeyable* and it is simply compiled;
 - a memtable is keyed on its schema and a hash of its contents (flows, price links), and its
   random name is kept out of the key: the cached text holds a placeholder that is replaced
   by this run's name (the name is the only thing the SQL takes from it);
@@ -25,8 +26,10 @@ from __future__ import annotations
 import datetime as _dt
 import decimal
 import enum
+import functools
 import hashlib
 import json
+import sys
 import uuid
 from collections.abc import Mapping
 from typing import Any
@@ -40,6 +43,7 @@ import sqlglot
 from ibis.backends import BaseBackend
 from ibis.common.graph import Graph, Node
 from ibis.common.grounds import Concrete
+from ibis.expr.datashape import DataShape
 
 __all__ = ["cache_key", "compile_cached"]
 
@@ -64,23 +68,41 @@ def _table_digest(data: Any, schema: Any) -> str:
     return hashlib.sha256(sink.getvalue().to_pybytes()).hexdigest()
 
 
+@functools.cache
+def _ibis_class(cls: type) -> str:
+    """``module.qualname`` of a class Ibis defines at module level, else :class:`_Unkeyable`.
+
+    Such a class is fixed by the Ibis version; one made at run time (a Python UDF's node,
+    which carries its function and name as class attributes, not arguments) is not.
+    """
+    module = sys.modules.get(cls.__module__)
+    target: Any = module
+    for part in cls.__qualname__.split("."):
+        target = getattr(target, part, None)
+    if not cls.__module__.startswith("ibis.") or target is not cls:
+        raise _Unkeyable(f"{cls.__module__}.{cls.__qualname__}")
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
 def _render(value: Any, index: Mapping[Node, int]) -> str:
     """An exact text for one argument (child nodes by their position in ``index``)."""
     if isinstance(value, Node):
         return f"@{index[value]}"
     if isinstance(value, enum.Enum):
-        return f"E{type(value).__module__}.{type(value).__qualname__}.{value.name}"
+        return f"E{_ibis_class(type(value))}.{value.name}"
     if isinstance(value, _EXACT):
         # The type tag keeps 1, 1.0, True and "1" apart.
         return f"{type(value).__name__}:{value!r}"
     if isinstance(value, _TIMES):
         return f"{type(value).__name__}:{value!r}"
+    if isinstance(value, DataShape):  # a stateless singleton (scalar, columnar)
+        return f"D{_ibis_class(type(value))}"
     if isinstance(value, BaseBackend):
         # The compiled text does not depend on the backend instance, only on the compiler.
         return f"B{type(value).__module__}.{type(value).__qualname__}"
     if isinstance(value, Concrete):  # data types, schemas, other frozen Ibis values
         args = ",".join(_render(a, index) for a in value.__args__)
-        return f"C{type(value).__module__}.{type(value).__qualname__}({args})"
+        return f"C{_ibis_class(type(value))}({args})"
     if isinstance(value, Mapping):  # frozen dicts: their order is the order compiled
         return (
             "{"
@@ -115,9 +137,8 @@ def cache_key(expr: ir.Expr) -> tuple[str, list[str]] | None:
     digest = hashlib.sha256()
     names: list[str] = []
     for node in graph:
-        cls = type(node)
-        head = f"{cls.__module__}.{cls.__qualname__}"
         try:
+            head = _ibis_class(type(node))
             if isinstance(node, ops.InMemoryTable):
                 body = f"#{len(names)},{_render(node.schema, index)},"
                 body += _table_digest(node.data, node.schema)
