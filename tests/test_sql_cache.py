@@ -202,6 +202,8 @@ def _runs(
 def test_incremental_runs_read_the_frame_from_the_cache_and_match_a_cacheless_run(
     parts: list[datasets.SyntheticDataset], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # Incremental runs copy their slices (not views of the whole tables), however many.
+    monkeypatch.setattr(stage, "_SLICE_SHARE", 1.0)
     con, compiled = _runs(tmp_path, parts, monkeypatch)
     # The first run compiles everything; the first incremental one reuses the frame of the
     # full run (the only query reading _sl_clock); later ones compile nothing.

@@ -245,7 +245,13 @@ def _sliced_backend() -> Callable[[duckdb.DuckDBPyConnection], BaseBackend]:
     class SlicedBackend(Backend):
         def table(self, name: str, /, *, database: str | tuple[str, str] | None = None) -> ir.Table:
             if database is None and name in _SLICED:
-                return super().table(_SLICED[name], database=TEMP)
+                # With the whole table's schema: a copied slice loses its NOT NULL columns
+                # (a view keeps them), and the expression must be the same either way for
+                # the compiled-SQL cache to serve an incremental run the full run's SQL.
+                # The slice holds a subset of the rows, so the constraints hold for it too.
+                sliced = super().table(_SLICED[name], database=TEMP).op()
+                schema = super().table(name).schema()
+                return sliced.copy(schema=schema).to_expr()
             return super().table(name, database=database)
 
     return SlicedBackend.from_connection

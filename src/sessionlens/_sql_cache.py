@@ -26,7 +26,6 @@ from __future__ import annotations
 import datetime as _dt
 import decimal
 import enum
-import functools
 import hashlib
 import json
 import sys
@@ -68,20 +67,26 @@ def _table_digest(data: Any, schema: Any) -> str:
     return hashlib.sha256(sink.getvalue().to_pybytes()).hexdigest()
 
 
-@functools.cache
+_CLASSES: dict[type, str] = {}
+
+
 def _ibis_class(cls: type) -> str:
     """``module.qualname`` of a class Ibis defines at module level, else :class:`_Unkeyable`.
 
     Such a class is fixed by the Ibis version; one made at run time (a Python UDF's node,
     which carries its function and name as class attributes, not arguments) is not.
     """
+    known = _CLASSES.get(cls)
+    if known is not None:
+        return known
     module = sys.modules.get(cls.__module__)
     target: Any = module
     for part in cls.__qualname__.split("."):
         target = getattr(target, part, None)
     if not cls.__module__.startswith("ibis.") or target is not cls:
         raise _Unkeyable(f"{cls.__module__}.{cls.__qualname__}")
-    return f"{cls.__module__}.{cls.__qualname__}"
+    _CLASSES[cls] = f"{cls.__module__}.{cls.__qualname__}"
+    return _CLASSES[cls]
 
 
 def _render(value: Any, index: Mapping[Node, int]) -> str:
