@@ -209,6 +209,9 @@ def test_incremental_runs_read_the_frame_from_the_cache_and_match_a_cacheless_ru
     # full run (the only query reading _sl_clock); later ones compile nothing.
     assert any("_sl_clock" in sql for sql in compiled[0])
     assert not any("_sl_clock" in sql for sql in compiled[1])
+    # The full run also compiled the incremental run's tag and trace-summary queries: only
+    # the candidates' fingerprints (which need this run's candidates table) are compiled.
+    assert len(compiled[1]) == 1 and "_sl_cand" in compiled[1][0]
     assert compiled[2] == []
     staged = con.execute(
         "SELECT view_name FROM duckdb_views() WHERE view_name LIKE '\\_sl\\_%' ESCAPE '\\' "

@@ -168,6 +168,10 @@ def stage_fingerprints(
         fps = session_fingerprints(db, include_internal=include_internal)
         _materialise(db, "_sl_fp", fps, slot="_sl_fp:all")
         scoped = _stage_slices(db, whole=True)
+        # The next run is likely incremental: compile (and cache) its first query now.
+        compile_cached(
+            con, db, trace_summaries(db, include_internal=include_internal), slot="_sl_tsum"
+        )
     con.executemany(
         "INSERT OR REPLACE INTO settings VALUES (?, ?)",
         [[_WATERMARK, watermark], [_COUNT, str(count)], [_XOR, xor]],

@@ -53,7 +53,7 @@ from .analysis.flows import DEFAULT_FLOWS, Flow, load_flows
 from .analysis.intent import DEFAULT_TAXONOMY, RuleClassifier, as_classifier, load_taxonomy
 from .analysis.prices import build_model_prices, ensure_model_prices, prices_fingerprint
 from .analysis.session_frame import session_frame
-from .analysis.tags import assign_session_tags
+from .analysis.tags import assign_session_tags, prepare_session_tags
 from .errors import ConfigError
 
 __all__ = ["ANALYZER_VERSION", "AnalyzeResult", "analyze_sessions", "prune", "python_row"]
@@ -275,10 +275,12 @@ def analyze_sessions(
         )
         # Tags first (the frame reads them); only users with a changed session can move.
         everyone = len(ids) == result.sessions
+        users, todo = (db.table(t, database=stage.TEMP) for t in ("_sl_users", "_sl_todo"))
         if everyone:
             assign_session_tags(con)
+            # The next run is likely incremental: its tag query is compiled now (0.05 s).
+            prepare_session_tags(con, user_ids=users, fresh=todo)
         else:  # the recomputed sessions are the only ones whose model can have changed
-            users, todo = (db.table(t, database=stage.TEMP) for t in ("_sl_users", "_sl_todo"))
             assign_session_tags(con, user_ids=users, fresh=todo)
         if ids:
             batches = python_batches(

@@ -29,7 +29,7 @@ import pyarrow as pa
 from .._sql_cache import compile_cached
 from ._ibis import backend
 
-__all__ = ["assign_session_tags", "session_tags", "short_model_id"]
+__all__ = ["assign_session_tags", "prepare_session_tags", "session_tags", "short_model_id"]
 
 _DATE_SUFFIX = r"([-@]20[0-9]{2}-?[0-9]{2}-?[0-9]{2})$"
 #: A tag, its short model id captured (which never holds "_").
@@ -151,6 +151,40 @@ def _tags(
     )
 
 
+def _tag_query(
+    con: duckdb.DuckDBPyConnection,
+    users: Sequence[str | None] | ir.Table | None,
+    fresh: ir.Table | None,
+) -> str:
+    """The SQL of :func:`_tags`; the expression is the same every run (users and fresh
+    sessions are tables), so it is compiled once and then read from the cache."""
+    db = backend(con)
+    slot = "tags" if users is None else "tags:users" if fresh is None else "tags:fresh"
+    return compile_cached(con, db, _tags(db, user_ids=users, fresh=fresh), slot=slot)
+
+
+def prepare_session_tags(
+    con: duckdb.DuckDBPyConnection, *, user_ids: ir.Table, fresh: ir.Table
+) -> None:
+    """Compile and cache the query ``assign_session_tags(con, user_ids=..., fresh=...)``
+    runs, without running it.
+
+    A full analysis calls it so that the next, incremental run finds its tag query compiled
+    (the compile costs more than the query on a few changed sessions).
+
+    Examples
+    --------
+    >>> from sessionlens import connect
+    >>> from sessionlens.analysis._ibis import backend
+    >>> con = connect()
+    >>> sessions = backend(con).table("sessions")
+    >>> prepare_session_tags(con, user_ids=sessions, fresh=sessions)
+    >>> con.sql("SELECT count(*) FROM settings WHERE key = 'sql_cache:tags:fresh'").fetchone()
+    (1,)
+    """
+    _tag_query(con, user_ids, fresh)
+
+
 def assign_session_tags(
     con: duckdb.DuckDBPyConnection,
     *,
@@ -188,11 +222,7 @@ def assign_session_tags(
         users = backend(con).table("_sl_tag_users")
     try:
         fresh_only = fresh if user_ids is not None else None
-        db = backend(con)
-        slot = "tags" if user_ids is None else "tags:users" if fresh is None else "tags:fresh"
-        # The same expression every run (users and fresh sessions are tables): its SQL is
-        # compiled once and then read from the cache.
-        query = compile_cached(con, db, _tags(db, user_ids=users, fresh=fresh_only), slot=slot)
+        query = _tag_query(con, users, fresh_only)
         # The query is compiled from constants and column references only; no data is pasted.
         row = con.execute(
             f"UPDATE sessions SET session_tag = t.session_tag FROM ({query}) AS t "
