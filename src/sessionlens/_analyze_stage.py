@@ -248,15 +248,26 @@ def _sliced_backend() -> Callable[[duckdb.DuckDBPyConnection], BaseBackend]:
 
     class SlicedBackend(Backend):
         def table(self, name: str, /, *, database: str | tuple[str, str] | None = None) -> ir.Table:
-            if database is None and name in _SLICED:
-                # With the whole table's schema: a copied slice loses its NOT NULL columns
-                # (a view keeps them), and the expression must be the same either way for
-                # the compiled-SQL cache to serve an incremental run the full run's SQL.
-                # The slice holds a subset of the rows, so the constraints hold for it too.
-                sliced = super().table(_SLICED[name], database=TEMP).op()
-                schema = super().table(name).schema()
-                return sliced.copy(schema=schema).to_expr()
-            return super().table(name, database=database)
+            if database is not None:
+                return super().table(name, database=database)
+            # Canonical tables keep their schema for the run (one transaction), and each
+            # lookup is a query: the analyses ask for the same few tables dozens of times.
+            # (Equal names give equal expressions, so a cached one is the same table.)
+            known: dict[str, ir.Table] = self.__dict__.setdefault("_sl_known", {})
+            if name not in known:
+                known[name] = self._canonical(name)
+            return known[name]
+
+        def _canonical(self, name: str) -> ir.Table:
+            if name not in _SLICED:
+                return super().table(name)
+            # With the whole table's schema: a copied slice loses its NOT NULL columns
+            # (a view keeps them), and the expression must be the same either way for
+            # the compiled-SQL cache to serve an incremental run the full run's SQL.
+            # The slice holds a subset of the rows, so the constraints hold for it too.
+            sliced = super().table(_SLICED[name], database=TEMP).op()
+            schema = super().table(name).schema()
+            return sliced.copy(schema=schema).to_expr()
 
     return SlicedBackend.from_connection
 
