@@ -245,3 +245,33 @@ def test_other_prices_give_the_rows_of_a_cacheless_run(
     monkeypatch.setattr("sessionlens._sql_cache.cache_key", lambda expr: None)
     sl.analyze_sessions(plain, as_of=AS_OF, workers=1, prices=prices)
     assert_same_analysis(analysis_rows(con), analysis_rows(plain))
+
+
+def _tags(con: duckdb.DuckDBPyConnection) -> list[tuple[Any, ...]]:
+    return con.execute("SELECT session_id, session_tag FROM sessions ORDER BY 1").fetchall()
+
+
+def test_tags_read_from_the_slices_include_unchanged_untagged_sessions(
+    parts: list[datasets.SyntheticDataset], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An incremental run recounts tags from the slices: a session whose tag was wiped in SQL
+    # is no candidate (its rows did not change), yet its tag must come back.
+    monkeypatch.setattr(stage, "_SLICE_SHARE", 1.0)
+    con = sl.connect()
+    _load(con, parts[0], tmp_path / "p0")
+    sl.analyze_sessions(con, as_of=AS_OF, workers=1)
+    wiped = con.execute(
+        "UPDATE sessions SET session_tag = NULL WHERE session_id IN (SELECT session_id "
+        "FROM sessions WHERE session_tag IS NOT NULL ORDER BY session_id LIMIT 3)"
+    ).fetchone()
+    assert wiped == (3,)
+    _load(con, parts[1], tmp_path / "p1")
+    assert stage._SLICE_SHARE == 1.0
+    result = sl.analyze_sessions(con, as_of=AS_OF, workers=1)
+    assert 0 < result.recomputed < result.sessions  # incremental, from slices
+    full = sl.connect()
+    for i, part in enumerate(parts[:2]):
+        _load(full, part, tmp_path / f"full{i}")
+    sl.analyze_sessions(full, as_of=AS_OF, workers=1)
+    assert _tags(con) == _tags(full)
+    assert_same_analysis(analysis_rows(con), analysis_rows(full))

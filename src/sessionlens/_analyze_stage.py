@@ -200,19 +200,25 @@ def _stage_candidates(
     )
 
 
+#: Sessions whose tag a recount reads from their observations besides the changed ones
+#: (:func:`sessionlens.analysis.tags.assign_session_tags`); an internal session never has
+#: a tag, nor agent traces to read.
+_UNTAGGED = "SELECT session_id FROM sessions WHERE session_tag IS NULL AND is_internal IS NOT TRUE"
+
+
 def _stage_slices(db: BaseBackend, *, whole: bool) -> BaseBackend:
     """The backend the rest of the run reads: one over this run's slices.
 
     When at most :data:`_SLICE_SHARE` of the analysable sessions are candidates (and not
     ``whole``), the rows of ``traces``, ``observations`` and ``tool_calls`` of the candidates
-    (everything the fingerprints and the analysis frame of this run read) are copied once
-    into temporary tables. The backend returned reads those under the canonical names, so
-    every analysis scans a few thousand rows instead of probing the whole tables once per
-    join. Otherwise the slices are temporary views of the whole tables: the analyses then
-    read the same names either way, so their expressions, and the compiled SQL the cache
-    keeps (:mod:`._sql_cache`), are the same in a full and in an incremental run. Results
-    are the same either way. (Session tags read whole users, often most of the table: they
-    use ``db``.)
+    (everything the fingerprints and the analysis frame of this run read), and the traces and
+    observations of untagged sessions (what the tag recount reads besides the candidates),
+    are copied once into temporary tables. The backend returned reads those under the
+    canonical names, so every analysis scans a few thousand rows instead of probing the whole
+    tables once per join. Otherwise the slices are temporary views of the whole tables: the
+    analyses then read the same names either way, so their expressions, and the compiled SQL
+    the cache keeps (:mod:`._sql_cache`), are the same in a full and in an incremental run.
+    Results are the same either way.
     """
     con = duckdb_connection(db)
     if con is None:
@@ -225,7 +231,8 @@ def _stage_slices(db: BaseBackend, *, whole: bool) -> BaseBackend:
     # ``rowid IN (...)`` lets DuckDB find the rows on the key column alone and fetch only
     # those (a plain semi-join reads every column of every row: 2 s instead of 0.1 s).
     for table, key, keys in (
-        ("traces", "session_id", "SELECT session_id FROM _sl_cand"),
+        # Untagged sessions too: session tags recount them from their observations.
+        ("traces", "session_id", f"SELECT session_id FROM _sl_cand UNION ALL {_UNTAGGED}"),
         ("observations", "trace_id", "SELECT trace_id FROM _sl_s_traces"),
         ("tool_calls", "session_id", "SELECT session_id FROM _sl_cand"),
     ):
