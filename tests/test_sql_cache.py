@@ -275,3 +275,27 @@ def test_tags_read_from_the_slices_include_unchanged_untagged_sessions(
     sl.analyze_sessions(full, as_of=AS_OF, workers=1)
     assert _tags(con) == _tags(full)
     assert_same_analysis(analysis_rows(con), analysis_rows(full))
+
+
+def test_a_chosen_memtable_name_is_part_of_the_key(con: duckdb.DuckDBPyConnection) -> None:
+    db = backend(con)
+    table = ibis.memtable({"x": [1, 2]}).op()  # Ibis 12 names memtables itself
+    first = table.copy(name="sl_first").to_expr().select("x")
+    second = table.copy(name="sl_second").to_expr().select("x")
+    assert cache_key(first) != cache_key(second)
+    for expr in (first, second, first):
+        assert compile_cached(con, db, expr, slot="t-named") == db.compile(expr)
+
+
+def test_a_generated_name_used_elsewhere_in_the_query_is_not_stored(
+    con: duckdb.DuckDBPyConnection,
+) -> None:
+    # The placeholder swap would also rename the column: such a text is never stored.
+    db = backend(con)
+    table = ibis.memtable({"x": [1, 2]})
+    expr = table.select(**{table.op().name: table.x})
+    keyed = cache_key(expr)
+    assert keyed is not None and keyed[1] == [table.op().name]
+    assert compile_cached(con, db, expr, slot="t-alias") == db.compile(expr)
+    stored = con.execute("SELECT count(*) FROM settings WHERE key = 'sql_cache:t-alias'")
+    assert stored.fetchone() == (0,)

@@ -12,8 +12,9 @@ and sqlglot versions, Ibis options), so this module keys a cached text on exactl
   defines at module level; anything else (a Python UDF, whose node class is made at run
   time, an unknown object) makes the expression *unkeyable* and it is simply compiled;
 - a memtable is keyed on its schema and a hash of its contents (flows, price links), and its
-  random name is kept out of the key: the cached text holds a placeholder that is replaced
-  by this run's name (the name is the only thing the SQL takes from it);
+  random name (one Ibis generated) is kept out of the key: the cached text holds a
+  placeholder that is replaced by this run's name (the name is the only thing the SQL takes
+  from it, and it is stored only if the name appears nowhere else in the text);
 - a database table on its name, namespace and schema (the sliced and the whole tables of an
   incremental run are different names, so different keys).
 
@@ -28,6 +29,7 @@ import decimal
 import enum
 import hashlib
 import json
+import re
 import sys
 import uuid
 from collections.abc import Mapping
@@ -51,6 +53,8 @@ _FORMAT = "1"
 _PREFIX = "sql_cache:"
 #: Stands for the i-th memtable's name in a stored text.
 _PLACEHOLDER = "__sessionlens_memtable_{}__"
+#: The names Ibis gives memtables (``ibis.util.gen_name``: a random UUID in base 32).
+_GENERATED = re.compile(r"ibis_[a-z_]+_memtable_[a-z2-7]{26}")
 _EXACT = (str, bool, int, float, bytes, decimal.Decimal, uuid.UUID, type(None))
 _TIMES = (_dt.datetime, _dt.date, _dt.time, _dt.timedelta)
 
@@ -145,9 +149,14 @@ def cache_key(expr: ir.Expr) -> tuple[str, list[str]] | None:
         try:
             head = _ibis_class(type(node))
             if isinstance(node, ops.InMemoryTable):
-                body = f"#{len(names)},{_render(node.schema, index)},"
+                # A generated name is left out (a placeholder stands for it); one a caller
+                # chose is part of the key, like any other argument.
+                generated = _GENERATED.fullmatch(node.name) is not None
+                name = f"#{len(names)}" if generated else _render(node.name, index)
+                body = f"{name},{_render(node.schema, index)},"
                 body += _table_digest(node.data, node.schema)
-                names.append(node.name)
+                if generated:
+                    names.append(node.name)
             else:
                 body = ",".join(_render(a, index) for a in node.__args__)
         except _Unkeyable:
@@ -203,17 +212,17 @@ def compile_cached(
             entry = json.loads(row[0])
         except (TypeError, ValueError):  # not ours, or damaged: compile and overwrite
             entry = None
-        if isinstance(entry, dict) and entry.get("key") == key:
-            sql = str(entry["sql"])
+        sql = entry.get("sql") if isinstance(entry, dict) else None
+        if isinstance(entry, dict) and entry.get("key") == key and isinstance(sql, str):
             for i, name in enumerate(names):
                 sql = sql.replace(_PLACEHOLDER.format(i), name)
             return sql
     sql = db.compile(expr)
     template = sql
     for i, name in enumerate(names):
-        # Store only when the swap back is exact: each name appears as an identifier only
-        # and no placeholder text is already in the query.
-        if _PLACEHOLDER.format(i) in sql or sql.count(name) != sql.count(f'"{name}"'):
+        # Store only when the swap back is exact: each name appears only where the memtable
+        # is read (``"name" AS "t3"``), and no placeholder text is already in the query.
+        if _PLACEHOLDER.format(i) in sql or sql.count(name) != sql.count(f'"{name}" AS "'):
             return sql
         template = template.replace(name, _PLACEHOLDER.format(i))
     con.execute(
