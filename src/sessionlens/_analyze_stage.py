@@ -21,6 +21,7 @@ results of one run live, so that a run over a million sessions never holds them 
   part (:func:`frame_stager`): as one query, its dozens of joins and aggregations are all
   live at once, and their hash tables together outgrew ``memory_limit`` instead of spilling
   (100k sessions needed over 400 MB; the single query failed at 1M sessions with 2 GB);
+- ``_sl_clock``: the inactivity rule's cutoff, one row (:func:`stage_clock`);
 - ``_sl_frame``: the analysis frame, run by DuckDB and inserted from there, never fetched.
 
 All are DuckDB temporary tables (per connection, spilled to the temp directory past
@@ -31,6 +32,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime
 
 import duckdb
 import ibis.expr.types as ir
@@ -38,6 +40,7 @@ import pyarrow as pa
 from ibis.backends import BaseBackend
 
 from ._arrow_sql import ARROW, execute_arrow
+from ._sql_cache import compile_cached
 from .analysis._ibis import duckdb_connection
 from .analysis.session_frame import FRAME_PARTS, session_fingerprints, trace_summaries
 
@@ -45,6 +48,7 @@ __all__ = [
     "TEMP",
     "drop",
     "frame_stager",
+    "stage_clock",
     "stage_fingerprints",
     "stage_python_rows",
     "stage_todo",
@@ -74,6 +78,7 @@ _TABLES = (
     *(f"_sl_part_frame_{part}" for part in FRAME_PARTS),
     "_sl_frame",
     "_sl_new",
+    "_sl_clock",
 )
 #: ``settings`` keys: the newest observation ``loaded_at`` the last run saw, and the count and
 #: XOR of row hashes of the rows stamped up to then; the next run hashes only sessions that
@@ -83,17 +88,21 @@ _COUNT = "analysis_observation_count"
 _XOR = "analysis_observation_xor"
 
 
-def _materialise(db: BaseBackend, name: str, expr: ir.Table) -> duckdb.DuckDBPyConnection:
+def _materialise(
+    db: BaseBackend, name: str, expr: ir.Table, *, slot: str | None = None
+) -> duckdb.DuckDBPyConnection:
     """Run ``expr`` into the temporary table ``name`` inside DuckDB; return the connection.
 
     Compiled once here: Ibis's ``create_table`` compiles the expression to a sqlglot tree
-    and renders it again inside its ``INSERT`` (for the 50 KB analysis frame, 0.4 s each).
+    and renders it again inside its ``INSERT`` (for the 50 KB analysis frame, 0.4 s each);
+    and not at all when the previous run compiled the same expression (:mod:`._sql_cache`,
+    one entry per ``slot``, default ``name``: give each expression that fills ``name`` its own).
     """
     con = duckdb_connection(db)
     if con is None:  # analyze_sessions only stages on DuckDB
         raise TypeError("staging needs the DuckDB backend")
     db._run_pre_execute_hooks(expr)  # registers the memtables it uses (flows, price links)
-    sql = db.compile(expr)
+    sql = compile_cached(con, db, expr, slot=slot or name)
     # ``name`` is one of this module's constants; the query is compiled, nothing pasted.
     con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {sql}")
     return con
@@ -126,7 +135,8 @@ def stage_fingerprints(
     - one of its observations was stamped after the previous run's watermark (or has none).
 
     Otherwise (first run, ``force``, or the old rows changed) every session is hashed. Returns
-    the number of analysable sessions. This run's watermark, count and XOR are written to
+    the number of analysable sessions and the backend the rest of the run reads
+    (:func:`_stage_slices`). This run's watermark, count and XOR are written to
     ``settings`` inside the caller's transaction, for the next run.
     """
     con = duckdb_connection(db)
@@ -153,7 +163,7 @@ def stage_fingerprints(
     )
     if unchanged:
         _stage_candidates(db, include_internal, version, config, since)
-        scoped = _stage_slices(db)
+        scoped = _stage_slices(db, whole=False)
         cand = scoped.table("_sl_cand", database=TEMP)
         fps = session_fingerprints(scoped, include_internal=include_internal, sessions=cand)
         _materialise(scoped, "_sl_fp", fps)
@@ -163,8 +173,13 @@ def stage_fingerprints(
             "WHERE t.session_id NOT IN (SELECT session_id FROM _sl_cand)"
         )
     else:
-        scoped = db
-        _materialise(db, "_sl_fp", session_fingerprints(db, include_internal=include_internal))
+        fps = session_fingerprints(db, include_internal=include_internal)
+        _materialise(db, "_sl_fp", fps, slot="_sl_fp:all")
+        scoped = _stage_slices(db, whole=True)
+        # The next run is likely incremental: compile (and cache) its first query now.
+        compile_cached(
+            con, db, trace_summaries(db, include_internal=include_internal), slot="_sl_tsum"
+        )
     con.executemany(
         "INSERT OR REPLACE INTO settings VALUES (?, ?)",
         [[_WATERMARK, watermark], [_COUNT, str(count)], [_XOR, xor]],
@@ -193,33 +208,46 @@ def _stage_candidates(
     )
 
 
-def _stage_slices(db: BaseBackend) -> BaseBackend:
-    """The backend the rest of the run reads: ``db``, or one over this run's slices.
+#: Sessions whose tag a recount reads from their observations besides the changed ones
+#: (:func:`sessionlens.analysis.tags.assign_session_tags`); an internal session never has
+#: a tag, nor agent traces to read.
+_UNTAGGED = "SELECT session_id FROM sessions WHERE session_tag IS NULL AND is_internal IS NOT TRUE"
 
-    When at most :data:`_SLICE_SHARE` of the analysable sessions are candidates, the rows of
-    ``traces``, ``observations`` and ``tool_calls`` of the candidates (everything the
-    fingerprints and the analysis frame of this run read) are copied once into temporary
-    tables. The backend returned reads those under the canonical names, so every analysis
-    scans a few thousand rows instead of probing the whole tables once per join. Results are
-    the same either way. (Session tags read whole users, often most of the table: they use
-    ``db``.)
+
+def _stage_slices(db: BaseBackend, *, whole: bool) -> BaseBackend:
+    """The backend the rest of the run reads: one over this run's slices.
+
+    When at most :data:`_SLICE_SHARE` of the analysable sessions are candidates (and not
+    ``whole``), the rows of ``traces``, ``observations`` and ``tool_calls`` of the candidates
+    (everything the fingerprints and the analysis frame of this run read), and the traces and
+    observations of untagged sessions (what the tag recount reads besides the candidates),
+    are copied once into temporary tables. The backend returned reads those under the
+    canonical names, so every analysis scans a few thousand rows instead of probing the whole
+    tables once per join. Otherwise the slices are temporary views of the whole tables: the
+    analyses then read the same names either way, so their expressions, and the compiled SQL
+    the cache keeps (:mod:`._sql_cache`), are the same in a full and in an incremental run.
+    Results are the same either way.
     """
     con = duckdb_connection(db)
     if con is None:
         raise TypeError("staging needs the DuckDB backend")
-    row = con.execute(
-        "SELECT (SELECT count(*) FROM _sl_cand), (SELECT count(*) FROM _sl_tsum)"
-    ).fetchone()
-    if row is None or row[0] > _SLICE_SHARE * row[1]:
-        return db
+    if not whole:
+        row = con.execute(
+            "SELECT (SELECT count(*) FROM _sl_cand), (SELECT count(*) FROM _sl_tsum)"
+        ).fetchone()
+        whole = row is None or row[0] > _SLICE_SHARE * row[1]
     # ``rowid IN (...)`` lets DuckDB find the rows on the key column alone and fetch only
     # those (a plain semi-join reads every column of every row: 2 s instead of 0.1 s).
     for table, key, keys in (
-        ("traces", "session_id", "SELECT session_id FROM _sl_cand"),
+        # Untagged sessions too: session tags recount them from their observations.
+        ("traces", "session_id", f"SELECT session_id FROM _sl_cand UNION ALL {_UNTAGGED}"),
         ("observations", "trace_id", "SELECT trace_id FROM _sl_s_traces"),
         ("tool_calls", "session_id", "SELECT session_id FROM _sl_cand"),
     ):
         # Names are this module's constants; nothing from the data is pasted.
+        if whole:  # a view is expanded into each query: the same plan as the table itself
+            con.execute(f"CREATE OR REPLACE TEMP VIEW {_SLICED[table]} AS SELECT * FROM {table}")
+            continue
         con.execute(
             f"CREATE OR REPLACE TEMP TABLE {_SLICED[table]} AS SELECT * FROM {table} "
             f"WHERE rowid IN (SELECT rowid FROM {table} WHERE {key} IN ({keys}))"
@@ -235,9 +263,26 @@ def _sliced_backend() -> Callable[[duckdb.DuckDBPyConnection], BaseBackend]:
 
     class SlicedBackend(Backend):
         def table(self, name: str, /, *, database: str | tuple[str, str] | None = None) -> ir.Table:
-            if database is None and name in _SLICED:
-                return super().table(_SLICED[name], database=TEMP)
-            return super().table(name, database=database)
+            if database is not None:
+                return super().table(name, database=database)
+            # Canonical tables keep their schema for the run (one transaction), and each
+            # lookup is a query: the analyses ask for the same few tables dozens of times.
+            # (Equal names give equal expressions, so a cached one is the same table.)
+            known: dict[str, ir.Table] = self.__dict__.setdefault("_sl_known", {})
+            if name not in known:
+                known[name] = self._canonical(name)
+            return known[name]
+
+        def _canonical(self, name: str) -> ir.Table:
+            if name not in _SLICED:
+                return super().table(name)
+            # With the whole table's schema: a copied slice loses its NOT NULL columns
+            # (a view keeps them), and the expression must be the same either way for
+            # the compiled-SQL cache to serve an incremental run the full run's SQL.
+            # The slice holds a subset of the rows, so the constraints hold for it too.
+            sliced = super().table(_SLICED[name], database=TEMP).op()
+            schema = super().table(name).schema()
+            return sliced.copy(schema=schema).to_expr()
 
     return SlicedBackend.from_connection
 
@@ -274,6 +319,19 @@ def stage_todo(
     ).fetchone()
     ids = [str(r[0]) for r in con.execute("SELECT session_id FROM _sl_todo ORDER BY 1").fetchall()]
     return ids, int(removed[0]) if removed else 0
+
+
+def stage_clock(db: BaseBackend, *, cutoff: datetime) -> ir.Table:
+    """``_sl_clock``: one row, ``cutoff`` (the inactivity rule's "recent" bound) as a table.
+
+    The analysis frame reads it instead of a literal, so the frame's expression is the same
+    from one run to the next and its compiled SQL is reused (:mod:`._sql_cache`).
+    """
+    con = duckdb_connection(db)
+    if con is None:
+        raise TypeError("staging needs the DuckDB backend")
+    con.execute("CREATE OR REPLACE TEMP TABLE _sl_clock AS SELECT ?::TIMESTAMP AS cutoff", [cutoff])
+    return db.table("_sl_clock", database=TEMP)
 
 
 def stage_python_rows(
@@ -352,5 +410,12 @@ def write_rows(
 
 def drop(con: duckdb.DuckDBPyConnection) -> None:
     """Drop every staging table of this connection (after commit or rollback)."""
+    views = {
+        str(r[0])
+        for r in con.execute(
+            "SELECT view_name FROM duckdb_views() WHERE database_name = 'temp'"
+        ).fetchall()
+    }
     for name in _TABLES:
-        con.execute(f"DROP TABLE IF EXISTS temp.main.{name}")
+        kind = "VIEW" if name in views else "TABLE"  # a slice is one or the other
+        con.execute(f"DROP {kind} IF EXISTS temp.main.{name}")

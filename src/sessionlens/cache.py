@@ -24,7 +24,8 @@ Python pass streams record batches into a temporary table and the frame is inser
 SQL, so memory does not grow with the number of sessions; on large runs that pass is computed
 on worker processes (:mod:`._pypass`, ``workers``) while this process keeps the connection.
 Session tags are recounted only for the users whose sessions changed (a tag depends on its
-user's sessions alone).
+user's sessions alone). The compiled SQL of the frame, the fingerprints and the tags is kept
+in ``settings`` and reused while the expressions stay the same (:mod:`._sql_cache`).
 
 A Spark handle (:func:`sessionlens.connect_spark`) is handed to
 :func:`sessionlens._spark_cache.analyze_spark` before any of this: the same Ibis analyses and
@@ -53,7 +54,7 @@ from .analysis.flows import DEFAULT_FLOWS, Flow, load_flows
 from .analysis.intent import DEFAULT_TAXONOMY, RuleClassifier, as_classifier, load_taxonomy
 from .analysis.prices import build_model_prices, ensure_model_prices, prices_fingerprint
 from .analysis.session_frame import session_frame
-from .analysis.tags import assign_session_tags
+from .analysis.tags import assign_session_tags, prepare_session_tags
 from .errors import ConfigError
 
 __all__ = ["ANALYZER_VERSION", "AnalyzeResult", "analyze_sessions", "prune", "python_row"]
@@ -275,11 +276,14 @@ def analyze_sessions(
         )
         # Tags first (the frame reads them); only users with a changed session can move.
         everyone = len(ids) == result.sessions
+        users, todo = (scoped.table(t, database=stage.TEMP) for t in ("_sl_users", "_sl_todo"))
         if everyone:
             assign_session_tags(con)
-        else:  # the recomputed sessions are the only ones whose model can have changed
-            users, todo = (db.table(t, database=stage.TEMP) for t in ("_sl_users", "_sl_todo"))
-            assign_session_tags(con, user_ids=users, fresh=todo)
+            # The next run is likely incremental: its tag query is compiled now (0.05 s).
+            prepare_session_tags(scoped, user_ids=users, fresh=todo)
+        else:  # the recomputed sessions are the only ones whose model can have changed;
+            # they and the untagged ones are read from the slices (the rest keep their model)
+            assign_session_tags(scoped, user_ids=users, fresh=todo)
         if ids:
             batches = python_batches(
                 con,
@@ -293,8 +297,9 @@ def analyze_sessions(
             with closing(batches):  # on an error, its worker processes stop at once
                 stage.stage_python_rows(con, _PY_SCHEMA, batches)
             py = scoped.table("_sl_py", database=stage.TEMP)
+            clock = stage.stage_clock(scoped, cutoff=now - inactivity)
             frame = session_frame(
-                scoped, py, flows=flow_map, as_of=now, inactivity=inactivity,
+                scoped, py, flows=flow_map, as_of=now, inactivity=inactivity, clock=clock,
                 stage=stage.frame_stager(scoped),
             )  # fmt: skip
             stage.write_rows(

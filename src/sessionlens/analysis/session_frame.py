@@ -104,6 +104,7 @@ def session_frame(
     as_of: datetime,
     inactivity: timedelta,
     stage: Callable[[str, ir.Table], ir.Table] | None = None,
+    clock: ir.Table | None = None,
 ) -> ir.Table:
     """Every ``session_analysis`` column but the cache bookkeeping, for the sessions in ``py``.
 
@@ -122,6 +123,10 @@ def session_frame(
     holds one part's hash tables at a time. (As one query, the frame's dozens of joins and
     aggregations are all live at once, and their hash tables together outgrow
     ``memory_limit`` instead of spilling.) The rows are the same either way.
+
+    ``clock`` (a one-row table of the same backend with a ``cutoff`` timestamp column, which
+    must hold ``as_of - inactivity``) is read instead of that literal: the expression, and
+    so its compiled SQL, then does not change with the time of the run (the cache reuses it).
 
     Examples
     --------
@@ -178,7 +183,11 @@ def session_frame(
     success = f.success_reached.fill_null(False) | (
         f.flow_length.isnull() & f.goal_success.fill_null(False)
     )
-    recent = f.end_time >= ibis.literal(as_of - inactivity, "timestamp")
+    if clock is None:
+        cutoff: ir.Value = ibis.literal(as_of - inactivity, "timestamp")
+    else:
+        cutoff = clock.cutoff.max().as_scalar()
+    recent = f.end_time >= cutoff
     status = ibis.cases(
         (success, "completed"),
         (recent.fill_null(False), "in_progress"),

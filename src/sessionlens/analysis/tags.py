@@ -26,9 +26,10 @@ import ibis
 import ibis.expr.types as ir
 import pyarrow as pa
 
-from ._ibis import backend
+from .._sql_cache import compile_cached
+from ._ibis import backend, duckdb_connection
 
-__all__ = ["assign_session_tags", "session_tags", "short_model_id"]
+__all__ = ["assign_session_tags", "prepare_session_tags", "session_tags", "short_model_id"]
 
 _DATE_SUFFIX = r"([-@]20[0-9]{2}-?[0-9]{2}-?[0-9]{2})$"
 #: A tag, its short model id captured (which never holds "_").
@@ -150,8 +151,47 @@ def _tags(
     )
 
 
+def _duckdb(con: Any) -> duckdb.DuckDBPyConnection:
+    duck = duckdb_connection(con)
+    if duck is None:
+        raise TypeError(f"session tags are written on DuckDB, got {type(con).__name__}")
+    return duck
+
+
+def _tag_query(
+    con: Any,
+    users: Sequence[str | None] | ir.Table | None,
+    fresh: ir.Table | None,
+) -> str:
+    """The SQL of :func:`_tags`; the expression is the same every run (users and fresh
+    sessions are tables), so it is compiled once and then read from the cache."""
+    db = backend(con)
+    slot = "tags" if users is None else "tags:users" if fresh is None else "tags:fresh"
+    return compile_cached(_duckdb(con), db, _tags(db, user_ids=users, fresh=fresh), slot=slot)
+
+
+def prepare_session_tags(con: Any, *, user_ids: ir.Table, fresh: ir.Table) -> None:
+    """Compile and cache the query ``assign_session_tags(con, user_ids=..., fresh=...)``
+    runs, without running it.
+
+    A full analysis calls it so that the next, incremental run finds its tag query compiled
+    (the compile costs more than the query on a few changed sessions).
+
+    Examples
+    --------
+    >>> from sessionlens import connect
+    >>> from sessionlens.analysis._ibis import backend
+    >>> con = connect()
+    >>> sessions = backend(con).table("sessions")
+    >>> prepare_session_tags(con, user_ids=sessions, fresh=sessions)
+    >>> con.sql("SELECT count(*) FROM settings WHERE key = 'sql_cache:tags:fresh'").fetchone()
+    (1,)
+    """
+    _tag_query(con, user_ids, fresh)
+
+
 def assign_session_tags(
-    con: duckdb.DuckDBPyConnection,
+    con: Any,
     *,
     user_ids: Sequence[str | None] | ir.Table | None = None,
     fresh: ir.Table | None = None,
@@ -164,6 +204,11 @@ def assign_session_tags(
     every other tagged session is then read from its tag instead of its observations, so a
     recount reads the observations of the changed sessions only. Returns the number of
     sessions whose tag changed.
+
+    ``con`` is a DuckDB connection or an Ibis backend over one: its ``traces`` and
+    ``observations`` are read, so an analysis run passes one over its slices of the tables,
+    which must then hold every session of ``fresh`` and every untagged session. The
+    compiled query is cached in ``settings`` (:mod:`sessionlens._sql_cache`).
 
     Examples
     --------
@@ -183,18 +228,22 @@ def assign_session_tags(
     if user_ids is not None and not isinstance(user_ids, ir.Table):
         # A memtable is not part of compiled SQL: hand the list to DuckDB as a view.
         listed = pa.table({"user_id": pa.array([u for u in user_ids], pa.string())})
-        con.register("_sl_tag_users", listed)
+        _duckdb(con).register("_sl_tag_users", listed)
         users = backend(con).table("_sl_tag_users")
     try:
         fresh_only = fresh if user_ids is not None else None
-        query = ibis.to_sql(_tags(backend(con), user_ids=users, fresh=fresh_only), dialect="duckdb")
+        query = _tag_query(con, users, fresh_only)
         # The query is compiled from constants and column references only; no data is pasted.
-        row = con.execute(
-            f"UPDATE sessions SET session_tag = t.session_tag FROM ({query}) AS t "
-            "WHERE sessions.session_id = t.session_id "
-            "AND sessions.session_tag IS DISTINCT FROM t.session_tag"
-        ).fetchone()
+        row = (
+            _duckdb(con)
+            .execute(
+                f"UPDATE sessions SET session_tag = t.session_tag FROM ({query}) AS t "
+                "WHERE sessions.session_id = t.session_id "
+                "AND sessions.session_tag IS DISTINCT FROM t.session_tag"
+            )
+            .fetchone()
+        )
     finally:
         if users is not user_ids:
-            con.unregister("_sl_tag_users")
+            _duckdb(con).unregister("_sl_tag_users")
     return int(row[0]) if row else 0
