@@ -38,9 +38,11 @@ def export(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def small(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Batches of 97 items and chunks of 13 lines: boundaries fall everywhere."""
+    """Batches of 97 items, chunks of 13 lines and derived tables rebuilt 3 sessions at a
+    time on the workers (1000 in the serial path): boundaries fall everywhere."""
     monkeypatch.setattr(loaders, "BATCH_ITEMS", 97)
     monkeypatch.setattr(_parallel, "CHUNK_LINES", 13)
+    monkeypatch.setattr(_parallel, "REBUILD_MIN_SLICE", 3)
 
 
 def _load_both(
@@ -234,3 +236,15 @@ def test_recut_chunks_equal_batches_mapped_alone(kinds, cuts, size):
         got.extend(cutter.add(*pickle.loads(pickle.dumps((bytes(tags), rows, rejected)))))
     got.extend(cutter.flush())
     assert got == want
+
+
+def test_rebuild_on_workers_gives_the_same_rows(con, export, monkeypatch):
+    sl.load(con, export, progress=False, workers=1)
+    before = snapshot(con)
+    ids = [r[0] for r in con.execute("SELECT session_id FROM sessions ORDER BY 1").fetchall()]
+    monkeypatch.setattr(_parallel, "REBUILD_MIN_SLICE", 7)
+    assert not _parallel.parallel_rebuild(con, ids, plan=(1, 0), most=1000)
+    assert not _parallel.parallel_rebuild(con, ids, plan=(2, _parallel.AUTO_MIN_BYTES), most=1000)
+    con.execute("DELETE FROM tool_calls; DELETE FROM conversation_turns")
+    assert _parallel.parallel_rebuild(con, ids, plan=(2, 0), most=1000)
+    assert snapshot(con) == before and before["conversation_turns"]

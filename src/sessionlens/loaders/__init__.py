@@ -14,7 +14,7 @@ import contextlib
 import functools
 import gc
 import itertools
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -266,13 +266,19 @@ def write_file(
 
 
 def write_stream(
-    con: duckdb.DuckDBPyConnection, path: str, batches: Iterable[Batch], result: FileResult
+    con: duckdb.DuckDBPyConnection,
+    path: str,
+    batches: Iterable[Batch],
+    result: FileResult,
+    *,
+    rebuild: Callable[[duckdb.DuckDBPyConnection, list[str]], bool] | None = None,
 ) -> None:
     """Write one file's batches of mapped rows and rejects in one transaction.
 
     Batches are merged as they come, so a multi-GB file never sits in memory as Python
     rows; the transaction still covers the whole file, and an exception from the batches
-    (a strict reject, a file that breaks off) rolls all of it back.
+    (a strict reject, a file that breaks off) rolls all of it back. ``rebuild(con, ids)``, if
+    given, may rebuild the derived rows of sessions ``ids`` another way (returning ``True``).
     """
     result.traces = result.observations = result.scores = result.rejected = 0
     con.begin()
@@ -300,8 +306,8 @@ def write_stream(
                 "WHERE trace_id IN (SELECT trace_id FROM _touched_traces)"
             ).fetchall()
         )
-        if changed and (result.traces or result.observations):
-            ids = sorted(changed)
+        ids = sorted(changed) if changed and (result.traces or result.observations) else []
+        if ids and not (rebuild and rebuild(con, ids)):
             # In slices of sessions: the rebuild holds every event of the sessions it is given,
             # so one slice at a time keeps a big file's memory to one slice's events.
             for start in range(0, len(ids), REBUILD_SESSIONS):
@@ -371,7 +377,7 @@ def load(
     {'traces': 0, 'observations': 0, 'scores': 0}
     """
     # Imported here: the module imports the mapping functions above from this package.
-    from ._parallel import parallel_batches, plan_workers, pooled
+    from ._parallel import parallel_batches, parallel_rebuild, plan_workers, pooled, start
 
     if isinstance(paths, (str, Path)):
         paths = [paths]
@@ -379,6 +385,7 @@ def load(
     sources = [replace(src, max_record_bytes=limit) for src in expand_paths(paths)]
     rules = internal or InternalRules()
     plan = plan_workers(workers, rules=rules)
+    start(sources, plan)
     result = LoadResult()
     bar = tqdm(
         sources, desc="loading", unit="file", disable=None if progress is None else not progress
@@ -394,7 +401,9 @@ def load(
                 )
             else:
                 batches = _batches(path, fmt, items, rules=rules, strict=strict)
-            write_stream(con, path, batches, file_result)  # rolled back if reading fails
+            rebuild = functools.partial(parallel_rebuild, plan=plan, most=REBUILD_SESSIONS)
+            # Rolled back whole if reading fails.
+            write_stream(con, path, batches, file_result, rebuild=rebuild)
         except TraceFormatError as exc:
             if strict:
                 raise

@@ -25,13 +25,20 @@ JSON documents, CSV and Parquet are mapped in this process as before.
 
 from __future__ import annotations
 
+import math
 import os
 import pickle
+from collections import deque
 from collections.abc import Generator, Iterator
 from typing import Any, cast
 
-from .._pool import ignore_sigint, ordered_map, picklable, portable
+import duckdb
+import pyarrow as pa
+
+from .._pool import ignore_sigint, ordered_map, picklable, portable, warm_up
 from .._pypass import _cpus, _main_guarded
+from ..analysis.derived import clear_derived, derive, events_sql, insert_derived
+from ..analysis.transcript import Transcriber
 from ..errors import ConfigError, TraceFormatError
 
 # The package imports this module only inside ``load``, so the names below exist by then.
@@ -48,7 +55,16 @@ from . import (
 from ._normalize import InternalRules
 from .files import SourceFile, jsonl_lines, jsonl_record, row_items
 
-__all__ = ["AUTO_MIN_BYTES", "ROW_LOCAL", "parallel_batches", "plan_workers", "pooled"]
+__all__ = [
+    "AUTO_MIN_BYTES",
+    "AUTO_MIN_SESSIONS",
+    "ROW_LOCAL",
+    "parallel_batches",
+    "parallel_rebuild",
+    "plan_workers",
+    "pooled",
+    "start",
+]
 
 #: Formats whose JSON lines map one line at a time (no state across lines).
 ROW_LOCAL = frozenset(
@@ -68,8 +84,18 @@ AUTO_MIN_BYTES = 8 * 2**20
 _GZIP_RATIO = 5
 #: Lines per chunk sent to a worker, and a cap on their bytes: ~0.1 s of mapping each, so
 #: ``2 x workers`` chunks in flight keep the workers busy and memory small.
-CHUNK_LINES = 1000
+CHUNK_LINES = int(os.environ.get("SL_CHUNK", "1000"))
 CHUNK_BYTES = 2 * 2**20
+#: Chunks in flight beyond ``2 x workers``: the workers keep mapping while this process
+#: merges a batch (about ten chunks of Langfuse observations).
+AHEAD = int(os.environ.get("SL_AHEAD", "8"))
+
+#: With ``workers=None``, rebuild the derived tables on workers from this many sessions
+#: (about 1 ms of Python each; the fork server is already up when a big file was mapped).
+AUTO_MIN_SESSIONS = 1000
+#: Sessions per rebuild task: at most ``REBUILD_SESSIONS``, at least this, and else a
+#: quarter of the sessions per worker, so every worker gets a few.
+REBUILD_MIN_SLICE = 50
 
 Rows = dict[str, list[dict[str, Any]]]
 Rejects = list[tuple[str, str, str]]
@@ -121,6 +147,13 @@ load in this process or leave it unset to use every CPU on large files
     return workers, 0
 
 
+def start(sources: list[SourceFile], plan: tuple[int, int]) -> None:
+    """Start the fork server now if some file of ``sources`` may map on workers: it imports
+    sessionlens (~1.2 CPU s) while this process reads the files before that one."""
+    if any(pooled(src, next(iter(ROW_LOCAL)), plan) for src in sources):
+        warm_up(__name__)
+
+
 def pooled(src: SourceFile, fmt: str, plan: tuple[int, int]) -> bool:
     """Whether ``src`` (read as ``fmt``) is mapped on workers under ``plan``."""
     processes, min_bytes = plan
@@ -164,6 +197,7 @@ def parallel_batches(
             initializer=_init_worker,
             initargs=(payload,),
             preload=__name__,
+            ahead=2 * workers + AHEAD,
         ),
     )
     cutter = _Cutter(batch_items)
@@ -289,5 +323,50 @@ def _map_lines(
                 n_items = len(tags) + 1 + sum(1 for _ in items)
                 return n_items, bytes(tags), {}, [], (exc.locator, exc.reason)
         return len(tags), bytes(tags), rows, rejected, None
+    except Exception as exc:
+        raise portable(exc) from None
+
+
+def parallel_rebuild(
+    con: duckdb.DuckDBPyConnection, ids: list[str], *, plan: tuple[int, int], most: int
+) -> bool:
+    """Rebuild ``tool_calls`` and ``conversation_turns`` of sessions ``ids`` on workers.
+
+    This process clears each slice of sessions and runs its events query (DuckDB), a worker
+    runs :func:`~sessionlens.analysis.derived.derive` over the rows (the Python pass), and
+    this process inserts the results, slice by slice in order. Sessions are independent in
+    the rebuild (it starts over at each one), so slices of any size give the same rows.
+    Returns ``False`` (nothing done) when ``plan`` keeps the rebuild in this process.
+    """
+    processes, min_bytes = plan
+    if processes < 2 or (min_bytes and len(ids) < AUTO_MIN_SESSIONS):
+        return False
+    size = max(REBUILD_MIN_SLICE, min(most, math.ceil(len(ids) / (4 * processes))))
+    scopes: deque[tuple[str, dict[str, Any]]] = deque()
+
+    def tasks() -> Iterator[tuple[pa.Table]]:
+        for start in range(0, len(ids), size):
+            scope, params = clear_derived(con, ids[start : start + size])
+            scopes.append((scope, params))
+            yield (con.execute(events_sql(scope), params).to_arrow_table(),)
+
+    results = ordered_map(
+        _derive_slice,
+        tasks(),
+        workers=processes,
+        initializer=ignore_sigint,
+        initargs=(),
+        preload=__name__,
+    )
+    for calls, transcript in results:
+        insert_derived(con, calls, transcript, *scopes.popleft())
+    return True
+
+
+def _derive_slice(events: pa.Table) -> tuple[pa.Table, Transcriber]:
+    """Worker side: a slice's events query rows in, its tool calls and transcript out."""
+    try:
+        with _gc_paused():
+            return derive(zip(*(column.to_pylist() for column in events.columns), strict=True))
     except Exception as exc:
         raise portable(exc) from None
