@@ -248,3 +248,17 @@ def test_rebuild_on_workers_gives_the_same_rows(con, export, monkeypatch):
     con.execute("DELETE FROM tool_calls; DELETE FROM conversation_turns")
     assert _parallel.parallel_rebuild(con, ids, plan=(2, 0), most=1000)
     assert snapshot(con) == before and before["conversation_turns"]
+
+
+def test_cli_load_workers(tmp_path, export, capsys):
+    from sessionlens.cli import main
+
+    outs = []
+    for workers in ("1", "2"):
+        db = tmp_path / f"w{workers}.duckdb"
+        argv = ["load", str(export), "--db", str(db), "--no-progress", "--workers", workers]
+        assert main(argv) == 0
+        outs.append(capsys.readouterr().out.replace(str(db), "DB"))
+    assert outs[0] == outs[1] and "rejected             0" in outs[0]
+    assert main(["load", str(export), "--db", str(tmp_path / "x.duckdb"), "--workers", "0"]) == 1
+    assert "workers: must be a whole number >= 1" in capsys.readouterr().err
