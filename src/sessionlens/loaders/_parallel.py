@@ -84,15 +84,15 @@ AUTO_MIN_BYTES = 8 * 2**20
 _GZIP_RATIO = 5
 #: Lines per chunk sent to a worker, and a cap on their bytes: ~0.1 s of mapping each, so
 #: ``2 x workers`` chunks in flight keep the workers busy and memory small.
-CHUNK_LINES = int(os.environ.get("SL_CHUNK", "1000"))
+CHUNK_LINES = 1000
 CHUNK_BYTES = 2 * 2**20
 #: Chunks in flight beyond ``2 x workers``: the workers keep mapping while this process
 #: merges a batch (about ten chunks of Langfuse observations).
-AHEAD = int(os.environ.get("SL_AHEAD", "8"))
+AHEAD = 8
 
 #: With ``workers=None``, rebuild the derived tables on workers from this many sessions
-#: (about 1 ms of Python each; the fork server is already up when a big file was mapped).
-AUTO_MIN_SESSIONS = 1000
+#: (about 1 ms of Python each, against ~1.3 s to start the fork server if no file needed it).
+AUTO_MIN_SESSIONS = 2000
 #: Sessions per rebuild task: at most ``REBUILD_SESSIONS``, at least this, and else a
 #: quarter of the sessions per worker, so every worker gets a few.
 REBUILD_MIN_SLICE = 50
@@ -150,14 +150,18 @@ load in this process or leave it unset to use every CPU on large files
 def start(sources: list[SourceFile], plan: tuple[int, int]) -> None:
     """Start the fork server now if some file of ``sources`` may map on workers: it imports
     sessionlens (~1.2 CPU s) while this process reads the files before that one."""
-    if any(pooled(src, next(iter(ROW_LOCAL)), plan) for src in sources):
+    if any(_big_enough(src, plan) for src in sources):
         warm_up(__name__)
 
 
 def pooled(src: SourceFile, fmt: str, plan: tuple[int, int]) -> bool:
     """Whether ``src`` (read as ``fmt``) is mapped on workers under ``plan``."""
+    return fmt in ROW_LOCAL and _big_enough(src, plan)
+
+
+def _big_enough(src: SourceFile, plan: tuple[int, int]) -> bool:
     processes, min_bytes = plan
-    if processes < 2 or src.container != "jsonl" or fmt not in ROW_LOCAL:
+    if processes < 2 or src.container != "jsonl":
         return False
     if not min_bytes:
         return True
