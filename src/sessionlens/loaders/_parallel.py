@@ -1,4 +1,4 @@
-"""Mapping a JSON lines file's records on worker processes, batches as if mapped here.
+"""Loading on worker processes: records mapped and derived tables rebuilt, rows as ``workers=1``.
 
 :func:`sessionlens.loaders.load` spends most of its time in Python turning records into rows
 (``json.loads`` and the mappers). For a JSON lines file whose records map one line at a time
@@ -6,8 +6,8 @@
 :func:`sessionlens._pool.ordered_map` (``forkserver``, bounded, in order), while this process
 keeps the file's one DuckDB transaction:
 
-- this process only reads raw lines (:func:`~sessionlens.loaders.files.jsonl_lines`, about
-  1 % of the mapping's cost) and sends chunks of them; pickling parsed records instead
+- this process only reads raw lines (:func:`~sessionlens.loaders.files.jsonl_lines`, a few
+  % of the mapping's cost) and sends chunks of them; pickling parsed records instead
   costs about 60 % of mapping them, which would leave little to gain on two cores;
 - a worker decodes its lines and maps their items exactly as the serial path does
   (:func:`~sessionlens.loaders.files.jsonl_record`, :func:`~sessionlens.loaders.files.row_items`,
@@ -21,6 +21,11 @@ keeps the file's one DuckDB transaction:
 
 Formats whose reader needs the whole file (OpenTelemetry spans roll up across lines),
 JSON documents, CSV and Parquet are mapped in this process as before.
+
+After the rows, :func:`parallel_rebuild` runs the Python pass of the derived tables
+(:func:`~sessionlens.analysis.derived.derive`) on workers, slice of sessions by slice, for
+any file. :func:`plan_workers` decides how many processes, :func:`pooled` which files; each
+file (and each rebuild) uses its own pool, forked from the one fork server (:func:`start`).
 """
 
 from __future__ import annotations
