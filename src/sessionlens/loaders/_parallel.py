@@ -213,7 +213,12 @@ def parallel_batches(
     reject: TraceFormatError | None = None
     seen = need = 0  # items read so far; with a reject, the items its batch needs
     try:
-        for n_items, tags, rows, rejected, error in results:
+        while True:
+            with _gc_paused():  # reading and unpickling rows: acyclic garbage, as in _batches
+                result = next(results, None)
+            if result is None:
+                break
+            n_items, tags, rows, rejected, error = result
             if reject is None and error is None:
                 yield from cutter.add(tags, rows, rejected)
             elif reject is None:  # the file rolls back: its last rows need no merging
