@@ -357,10 +357,11 @@ def load(
         position, size) without being read into memory whole; see ``docs/reliability.md``.
     workers : int, optional
         Processes that decode and map the records of a JSON lines file (Langfuse exports,
-        chat transcripts, planner logs); this process still writes every row, in the same
-        batches, so the tables come out as with ``workers=1``. Default: every CPU for files
-        of 8 MB or more (``_parallel.AUTO_MIN_BYTES``), when the calling script guards its
-        entry point with ``if __name__ == "__main__":``; ``1`` maps in this process.
+        chat transcripts, planner logs) and rebuild the derived tables; this process still
+        writes every row, in the same batches, so the tables come out as with ``workers=1``
+        (today's path, all in this process). Default: one per CPU for files of 8 MB or more
+        on machines with 3 or more CPUs (``_parallel.AUTO_MIN_CPUS``), when the calling
+        script guards its entry point with ``if __name__ == "__main__":``; else 1.
 
     Returns
     -------

@@ -62,6 +62,7 @@ from .files import SourceFile, jsonl_lines, jsonl_record, row_items
 
 __all__ = [
     "AUTO_MIN_BYTES",
+    "AUTO_MIN_CPUS",
     "AUTO_MIN_SESSIONS",
     "ROW_LOCAL",
     "parallel_batches",
@@ -85,6 +86,10 @@ ROW_LOCAL = frozenset(
 #: With ``workers=None``, files of at least this many (uncompressed, estimated) bytes are
 #: mapped on workers: starting them costs ~0.1-1 s, mapping ~2 s per 10 MB of records.
 AUTO_MIN_BYTES = 8 * 2**20
+#: With ``workers=None``, use workers only with this many CPUs: this process merges while the
+#: workers map, so on 2 CPUs (shared, measured) the extra pickling and start-up cost more
+#: than they save; ``workers=2`` still asks for them.
+AUTO_MIN_CPUS = 3
 #: A gzipped file's size on disk times this estimates its records' size.
 _GZIP_RATIO = 5
 #: Lines per chunk sent to a worker, and a cap on their bytes: ~0.1 s of mapping each, so
@@ -111,8 +116,9 @@ def plan_workers(workers: int | None, *, rules: InternalRules) -> tuple[int, int
     """``(processes, min_bytes)``: eligible files of ``min_bytes`` or more map on workers.
 
     ``workers=None`` gives one process per CPU this process may use, for files of at least
-    :data:`AUTO_MIN_BYTES`, when ``rules`` can be pickled and the calling script (if any)
-    guards its entry point (see ``sessionlens._pypass.resolve_workers``); else ``(1, 0)``.
+    :data:`AUTO_MIN_BYTES`, when there are :data:`AUTO_MIN_CPUS` or more, ``rules`` can be
+    pickled and the calling script (if any) guards its entry point (see
+    ``sessionlens._pypass.resolve_workers``); else ``(1, 0)``.
 
     Raises
     ------
@@ -132,7 +138,7 @@ def plan_workers(workers: int | None, *, rules: InternalRules) -> tuple[int, int
 load in this process or leave it unset to use every CPU on large files
     """
     if workers is None:
-        if _cpus() < 2 or picklable(rules) is not None or not _main_guarded():
+        if _cpus() < AUTO_MIN_CPUS or picklable(rules) is not None or not _main_guarded():
             return 1, 0
         return _cpus(), AUTO_MIN_BYTES
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
