@@ -65,6 +65,13 @@ def build_parser(run: Mapping[str, Callable[[argparse.Namespace], int]]) -> argp
         "bounded memory, spilling to the database file",
     )
     p_load.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="processes that map the records of JSON lines files and rebuild the derived "
+        "tables (default: one per CPU for files of 8 MB+ on 3+ CPUs, else 1; same rows)",
+    )
+    p_load.add_argument(
         "--progress",
         action=argparse.BooleanOptionalAction,
         default=None,

@@ -27,7 +27,7 @@ from typing import Any
 
 from .errors import ConfigError
 
-__all__ = ["ignore_sigint", "ordered_map", "picklable", "portable"]
+__all__ = ["ignore_sigint", "ordered_map", "picklable", "portable", "warm_up"]
 
 
 def picklable(obj: Any) -> str | None:
@@ -53,12 +53,15 @@ def ordered_map(
     initializer: Callable[..., None],
     initargs: tuple[Any, ...],
     preload: str,
+    ahead: int | None = None,
 ) -> Iterator[Any]:
     """``fn(*task)`` for each task on ``workers`` processes, yielded in the order of ``tasks``.
 
     ``fn`` and ``initializer`` must be top-level functions of the module ``preload``, which
     the fork server imports once for all its workers. ``initializer`` should call
-    :func:`ignore_sigint`, and ``fn`` raise :func:`portable` errors.
+    :func:`ignore_sigint`, and ``fn`` raise :func:`portable` errors. At most ``ahead`` tasks
+    (default ``2 x workers``) are submitted and not yet yielded: more keeps the workers busy
+    while the caller spends a while on each of a few results (the loader merging a batch).
 
     Raises
     ------
@@ -78,10 +81,11 @@ def ordered_map(
         initargs=initargs,
     )
     pending: deque[Future[Any]] = deque()
+    bound = max(1, ahead or 2 * workers)
     try:
         for task in tasks:
             pending.append(pool.submit(fn, *task))
-            if len(pending) >= 2 * workers:  # bounded: the rest waits in the caller
+            if len(pending) >= bound:  # bounded: the rest waits in the caller
                 yield _result(pending.popleft())
         while pending:
             yield _result(pending.popleft())
@@ -92,6 +96,23 @@ def ordered_map(
         raise
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def warm_up(preload: str) -> None:
+    """Start the fork server now, so that it imports ``preload`` while this process works.
+
+    :func:`ordered_map` starts it otherwise, and its first task then waits for that import
+    (about 1.2 CPU s); a caller that knows it will need workers soon calls this first.
+    Nothing happens where there is no fork server (``spawn``) or it already runs.
+
+    Examples
+    --------
+    >>> warm_up("operator")
+    """
+    if _context(preload).get_start_method() == "forkserver":
+        from multiprocessing import forkserver
+
+        forkserver.ensure_running()
 
 
 def ignore_sigint() -> None:

@@ -103,6 +103,7 @@ def _cmd_load(args: argparse.Namespace) -> int:
                 strict=args.strict,
                 progress=args.progress,
                 max_record_bytes=_limit(args),
+                workers=args.workers,
             )
         print(_summary(result, args.db))
     finally:

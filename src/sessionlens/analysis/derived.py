@@ -11,11 +11,12 @@ callers that need one table.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from operator import itemgetter
 from typing import Any, NamedTuple
 
 import duckdb
+import pyarrow as pa
 
 from ._history import HistoryParser
 from ._scope import clear_sessions
@@ -23,7 +24,14 @@ from .messages import Message, decode_json_value, extract_messages
 from .tools import generation_calls, insert_tool_calls
 from .transcript import EVENTS_SQL, Transcriber
 
-__all__ = ["Rebuilt", "rebuild_derived"]
+__all__ = [
+    "Rebuilt",
+    "clear_derived",
+    "derive",
+    "events_sql",
+    "insert_derived",
+    "rebuild_derived",
+]
 
 # ``tool_calls`` reads generations with an output in its own order (``_GENERATIONS_SQL`` in
 # :mod:`.tools`: session, start time, id), which differs from the transcript's on ties; the
@@ -80,13 +88,43 @@ def rebuild_derived(
     >>> con.sql("SELECT role, content FROM conversation_turns ORDER BY seq").fetchall()
     [('user', 'Weather in Oslo?'), ('assistant', 'get_weather({})')]
     """
+    scope, params = clear_derived(con, session_ids)
+    calls, transcript = derive(con.execute(events_sql(scope), params).fetchall())
+    return insert_derived(con, calls, transcript, scope, params)
+
+
+def clear_derived(
+    con: duckdb.DuckDBPyConnection, session_ids: Sequence[str] | None
+) -> tuple[str, dict[str, Any]]:
+    """Delete both tables' rows of ``session_ids`` (None: all); return the query's scope.
+
+    With :func:`events_sql`, :func:`derive` and :func:`insert_derived` this is
+    :func:`rebuild_derived` in steps, so that :func:`derive` (the Python pass, most of the
+    cost) can run in another process (``sessionlens.loaders._parallel``).
+    """
     scope, params = clear_sessions(con, "tool_calls", session_ids)
     clear_sessions(con, "conversation_turns", session_ids)
-    sql = EVENTS_SQL.format(scope=scope, tool_rank=_TOOL_RANK)
+    return scope, params
+
+
+def events_sql(scope: str) -> str:
+    """The events query of the sessions in ``scope``; its rows are what :func:`derive` reads."""
+    return EVENTS_SQL.format(scope=scope, tool_rank=_TOOL_RANK)
+
+
+def derive(events: Iterable[Sequence[Any]]) -> tuple[pa.Table, Transcriber]:
+    """The Python pass over the events query's rows: tool calls and the transcript.
+
+    Examples
+    --------
+    >>> calls, transcript = derive([])
+    >>> calls.num_rows
+    0
+    """
     history = HistoryParser()
     transcript = Transcriber()
     generations: list[tuple[int, tuple[Any, Any, Any, Any, list[Message], list[Message]]]] = []
-    for event in con.execute(sql, params).fetchall():
+    for event in events:
         session_id, trace_id, observation_id, started, ended, raw_in, raw_out, rank = event
         inputs, reused = history.parse(raw_in)
         outputs = extract_messages(decode_json_value(raw_out), default_role="assistant")
@@ -99,5 +137,15 @@ def rebuild_derived(
                 (rank, (session_id, trace_id, observation_id, ended, inputs, outputs))
             )
     generations.sort(key=itemgetter(0))
-    calls = generation_calls(row for _, row in generations)
+    return generation_calls(row for _, row in generations), transcript
+
+
+def insert_derived(
+    con: duckdb.DuckDBPyConnection,
+    calls: pa.Table,
+    transcript: Transcriber,
+    scope: str,
+    params: dict[str, Any],
+) -> Rebuilt:
+    """Insert what :func:`derive` made for the sessions of ``scope``."""
     return Rebuilt(insert_tool_calls(con, calls, scope, params), transcript.insert(con))

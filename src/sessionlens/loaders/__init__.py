@@ -14,7 +14,7 @@ import contextlib
 import functools
 import gc
 import itertools
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -141,37 +141,66 @@ def map_items(
     Readers of every format feed this: Langfuse-shaped records go through the Langfuse
     mappers, ``*_row`` items are canonical already and only get their content hash.
     """
+    return map_tagged(path, fmt, items, rules=rules, strict=strict, tags=None)
+
+
+#: What one item became, in the ``tags`` of :func:`map_tagged`: a byte per item.
+TAG_NONE, TAG_TRACE, TAG_OBSERVATION, TAG_SCORE, TAG_REJECT = range(5)
+_TABLE_TAG = {"traces": TAG_TRACE, "observations": TAG_OBSERVATION, "scores": TAG_SCORE}
+
+
+def map_tagged(
+    path: str,
+    fmt: str,
+    items: Iterable[langfuse.Item],
+    *,
+    rules: InternalRules,
+    strict: bool,
+    tags: bytearray | None,
+) -> tuple[dict[str, list[dict[str, Any]]], list[tuple[str, str, str]]]:
+    """:func:`map_items`, also appending to ``tags`` (if given) one ``TAG_*`` byte per item.
+
+    The tags say which list each item's output went to (or none: a repeated or empty
+    placeholder, a placeholder's own error), so mapped items can be cut into batches
+    afterwards exactly as if each batch had been mapped alone (``loaders._parallel``).
+    """
     rows: dict[str, list[dict[str, Any]]] = {"traces": [], "observations": [], "scores": []}
     rejected: list[tuple[str, str, str]] = []
     # Placeholder traces by what they are made of: every observation row of a trace repeats
     # the trace's fields, and an equal key gives an equal row, so it is mapped once.
     stubs: dict[tuple[Any, ...], dict[str, Any]] = {}
     for kind, where, record in items:
+        tag = TAG_NONE
         try:
             if kind == "error":
                 raise ValueError(str(record))
             if kind == "trace":
                 row = langfuse.map_trace(record, rules=rules, source_format=fmt)
                 rows["traces"].append(_check_text(row))
+                tag = TAG_TRACE
             elif kind == "stub":
                 key = langfuse.stub_key(record)
                 stub = stubs.get(key) if key is not None else None
                 if stub is None:
                     stub = langfuse.map_stub_trace(record, rules=rules, source_format=fmt)
-                    if stub is None:
-                        continue
-                    _check_text(stub)
-                    if key is not None:
-                        stubs[key] = stub
-                rows["traces"].append(stub)
+                    if stub is not None:
+                        _check_text(stub)
+                        if key is not None:
+                            stubs[key] = stub
+                if stub is not None:
+                    rows["traces"].append(stub)
+                    tag = TAG_TRACE
             elif kind == "observation":
                 row = langfuse.map_observation(record, source_format=fmt)
                 rows["observations"].append(_check_text(row))
+                tag = TAG_OBSERVATION
             elif kind == "score":
                 rows["scores"].append(_check_text(langfuse.map_score(record)))
+                tag = TAG_SCORE
             elif kind.endswith("_row") and kind[:-4] + "s" in rows:
                 table = kind[:-4] + "s"
                 rows[table].append(_check_text(_canonical(table, record)))
+                tag = _TABLE_TAG[table]
             else:
                 raise ValueError(f"unknown item kind {kind!r}")
         except ValueError as exc:
@@ -179,6 +208,9 @@ def map_items(
                 raise TraceFormatError(path, where, str(exc)) from exc
             if kind != "stub":  # the observation itself reports the same problem
                 rejected.append((where, str(exc), _excerpt(record if kind != "error" else "")))
+                tag = TAG_REJECT
+        if tags is not None:
+            tags.append(tag)
     return rows, rejected
 
 
@@ -234,13 +266,19 @@ def write_file(
 
 
 def write_stream(
-    con: duckdb.DuckDBPyConnection, path: str, batches: Iterable[Batch], result: FileResult
+    con: duckdb.DuckDBPyConnection,
+    path: str,
+    batches: Iterable[Batch],
+    result: FileResult,
+    *,
+    rebuild: Callable[[duckdb.DuckDBPyConnection, list[str]], bool] | None = None,
 ) -> None:
     """Write one file's batches of mapped rows and rejects in one transaction.
 
     Batches are merged as they come, so a multi-GB file never sits in memory as Python
     rows; the transaction still covers the whole file, and an exception from the batches
-    (a strict reject, a file that breaks off) rolls all of it back.
+    (a strict reject, a file that breaks off) rolls all of it back. ``rebuild(con, ids)``, if
+    given, may rebuild the derived rows of sessions ``ids`` another way (returning ``True``).
     """
     result.traces = result.observations = result.scores = result.rejected = 0
     con.begin()
@@ -268,8 +306,8 @@ def write_stream(
                 "WHERE trace_id IN (SELECT trace_id FROM _touched_traces)"
             ).fetchall()
         )
-        if changed and (result.traces or result.observations):
-            ids = sorted(changed)
+        ids = sorted(changed) if changed and (result.traces or result.observations) else []
+        if ids and not (rebuild and rebuild(con, ids)):
             # In slices of sessions: the rebuild holds every event of the sessions it is given,
             # so one slice at a time keeps a big file's memory to one slice's events.
             for start in range(0, len(ids), REBUILD_SESSIONS):
@@ -291,6 +329,7 @@ def load(
     internal: InternalRules | None = None,
     progress: bool | None = None,
     max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
+    workers: int | None = None,
 ) -> LoadResult:
     """Load trace exports into the canonical tables.
 
@@ -316,6 +355,13 @@ def load(
         Largest record accepted (a JSON line, CSV line or field, Parquet row, or a whole JSON
         document), default 64 MiB. A larger one is rejected like any bad record (file,
         position, size) without being read into memory whole; see ``docs/reliability.md``.
+    workers : int, optional
+        Processes that decode and map the records of a JSON lines file (Langfuse exports,
+        chat transcripts, planner logs) and rebuild the derived tables; this process still
+        writes every row, in the same batches, so the tables come out as with ``workers=1``
+        (today's path, all in this process). Default: one per CPU for files of 8 MB or more
+        on machines with 3 or more CPUs (``_parallel.AUTO_MIN_CPUS``), when the calling
+        script guards its entry point with ``if __name__ == "__main__":``; else 1.
 
     Returns
     -------
@@ -331,11 +377,16 @@ def load(
     >>> load(con, datasets.sample_dir()).written  # a re-load writes nothing
     {'traces': 0, 'observations': 0, 'scores': 0}
     """
+    # Imported here: the module imports the mapping functions above from this package.
+    from ._parallel import parallel_batches, parallel_rebuild, plan_workers, pooled, start
+
     if isinstance(paths, (str, Path)):
         paths = [paths]
     limit = check_limit(max_record_bytes)
     sources = [replace(src, max_record_bytes=limit) for src in expand_paths(paths)]
     rules = internal or InternalRules()
+    plan = plan_workers(workers, rules=rules)
+    start(sources, plan)
     result = LoadResult()
     bar = tqdm(
         sources, desc="loading", unit="file", disable=None if progress is None else not progress
@@ -345,8 +396,15 @@ def load(
         try:
             fmt, items = read_items(src, format)
             file_result = FileResult(path, fmt)
-            batches = _batches(path, fmt, items, rules=rules, strict=strict)
-            write_stream(con, path, batches, file_result)  # rolled back if reading fails
+            if pooled(src, fmt, plan):
+                batches = parallel_batches(
+                    src, fmt, rules=rules, strict=strict, workers=plan[0], batch_items=BATCH_ITEMS
+                )
+            else:
+                batches = _batches(path, fmt, items, rules=rules, strict=strict)
+            rebuild = functools.partial(parallel_rebuild, plan=plan, most=REBUILD_SESSIONS)
+            # Rolled back whole if reading fails.
+            write_stream(con, path, batches, file_result, rebuild=rebuild)
         except TraceFormatError as exc:
             if strict:
                 raise

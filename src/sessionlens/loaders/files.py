@@ -32,7 +32,18 @@ from ._limits import (
     too_large,
 )
 
-__all__ = ["FORMATS", "READERS", "Reader", "SourceFile", "detect", "expand_paths", "read_items"]
+__all__ = [
+    "FORMATS",
+    "READERS",
+    "Reader",
+    "SourceFile",
+    "detect",
+    "expand_paths",
+    "jsonl_lines",
+    "jsonl_record",
+    "read_items",
+    "row_items",
+]
 
 #: Formats ``load`` accepts, with what each one is.
 FORMATS: dict[str, str] = {
@@ -280,28 +291,45 @@ def _head_records(src: SourceFile) -> list[Any]:
     return heads
 
 
-def _jsonl_rows(src: SourceFile) -> Iterator[tuple[str, Any]]:
+def jsonl_lines(src: SourceFile) -> Iterator[tuple[int, bytes | int]]:
+    """A JSON lines file's raw lines, as ``bounded_lines`` numbers them (an over-long line
+    is its size); a file that cannot be read raises ``TraceFormatError``. With
+    :func:`jsonl_record` this is ``_jsonl_rows``, split so that worker processes can decode
+    lines the parent read (``loaders._parallel``)."""
     with _open_bytes(src) as raw:
         try:
-            for number, line in bounded_lines(raw, src.max_record_bytes):
-                if isinstance(line, int):
-                    yield (
-                        f"line {number}",
-                        ValueError(too_large("record", line, src.max_record_bytes)),
-                    )
-                    continue
-                if line.isspace():  # a blank line (``bounded_lines`` never yields b"")
-                    continue
-                try:
-                    yield f"line {number}", json.loads(line.decode("utf-8"))
-                except UnicodeDecodeError:
-                    yield f"line {number}", ValueError("invalid UTF-8")
-                except json.JSONDecodeError as exc:
-                    yield f"line {number}", ValueError(f"invalid JSON: {exc.msg}")
-                except RecursionError:
-                    yield f"line {number}", ValueError(_TOO_DEEP)
+            yield from bounded_lines(raw, src.max_record_bytes)
         except (OSError, EOFError) as exc:
             raise TraceFormatError(str(src.path), "file", f"cannot read: {exc}") from exc
+
+
+def jsonl_record(src: SourceFile, number: int, line: bytes | int) -> tuple[str, Any] | None:
+    """``(locator, record)`` of one line from :func:`jsonl_lines` (a ``ValueError`` in place
+    of a bad record), or ``None`` for a blank line.
+
+    >>> jsonl_record(SourceFile(Path("x.jsonl"), "jsonl", False), 3, b'{"a": 1}\\n')
+    ('line 3', {'a': 1})
+    """
+    where = f"line {number}"
+    if isinstance(line, int):
+        return where, ValueError(too_large("record", line, src.max_record_bytes))
+    if line.isspace():  # a blank line (``bounded_lines`` never yields b"")
+        return None
+    try:
+        return where, json.loads(line.decode("utf-8"))
+    except UnicodeDecodeError:
+        return where, ValueError("invalid UTF-8")
+    except json.JSONDecodeError as exc:
+        return where, ValueError(f"invalid JSON: {exc.msg}")
+    except RecursionError:
+        return where, ValueError(_TOO_DEEP)
+
+
+def _jsonl_rows(src: SourceFile) -> Iterator[tuple[str, Any]]:
+    for number, line in jsonl_lines(src):
+        row = jsonl_record(src, number, line)
+        if row is not None:
+            yield row
 
 
 def _csv_rows(src: SourceFile) -> Iterator[tuple[str, Any]]:
@@ -371,16 +399,29 @@ def read_items(src: SourceFile, fmt: str = "auto") -> tuple[str, Iterator[langfu
         rows = _csv_rows(src)
     else:
         rows = _parquet_rows(src)
+    return fmt, row_items(src, fmt, rows)
+
+
+def row_items(
+    src: SourceFile, fmt: str, rows: Iterator[tuple[str, Any]]
+) -> Iterator[langfuse.Item]:
+    """Items of ``(locator, record)`` rows of ``src`` in format ``fmt`` (not a JSON document).
+
+    Raises
+    ------
+    UnknownFormatError
+        ``fmt`` does not come as rows.
+    """
     reader = READERS.get(fmt)
     if reader is not None:
         if reader.read_rows is None:
             raise UnknownFormatError(
                 str(src.path), f"{fmt} does not come as {src.container} rows", list(FORMATS)
             )
-        return fmt, reader.read_rows(src, rows)
+        return reader.read_rows(src, rows)
     if fmt == "langfuse-blob":
-        return fmt, langfuse.iter_blob_rows(rows, src.table_hint)
-    return fmt, _line_documents(rows, fmt)
+        return langfuse.iter_blob_rows(rows, src.table_hint)
+    return _line_documents(rows, fmt)
 
 
 def _document_items(src: SourceFile, fmt: str, doc: Any) -> Iterator[langfuse.Item]:

@@ -1,0 +1,392 @@
+"""Loading on worker processes: records mapped and derived tables rebuilt, rows as ``workers=1``.
+
+:func:`sessionlens.loaders.load` spends most of its time in Python turning records into rows
+(``json.loads`` and the mappers). For a JSON lines file whose records map one line at a time
+(:data:`ROW_LOCAL` formats), this module spreads that over processes with
+:func:`sessionlens._pool.ordered_map` (``forkserver``, bounded, in order), while this process
+keeps the file's one DuckDB transaction:
+
+- this process only reads raw lines (:func:`~sessionlens.loaders.files.jsonl_lines`, a few
+  % of the mapping's cost) and sends chunks of them; pickling parsed records instead
+  costs about 60 % of mapping them, which would leave little to gain on two cores;
+- a worker decodes its lines and maps their items exactly as the serial path does
+  (:func:`~sessionlens.loaders.files.jsonl_record`, :func:`~sessionlens.loaders.files.row_items`,
+  :func:`~sessionlens.loaders.map_tagged`), and says with one byte per item where each
+  item's output went;
+- :class:`_Cutter` re-cuts the results into batches of ``BATCH_ITEMS`` items, the batches
+  the serial path maps and merges one by one: merging sees the same rows in the same batches
+  (newest-wins, placeholders, written counts and rejects are those of ``workers=1``);
+- a strict reject or an unreadable file raises what the serial path raises: when both
+  happen, the serial path raises the read error if it came while reading the reject's batch.
+
+Formats whose reader needs the whole file (OpenTelemetry spans roll up across lines),
+JSON documents, CSV and Parquet are mapped in this process as before.
+
+After the rows, :func:`parallel_rebuild` runs the Python pass of the derived tables
+(:func:`~sessionlens.analysis.derived.derive`) on workers, slice of sessions by slice, for
+any file. :func:`plan_workers` decides how many processes, :func:`pooled` which files; each
+file (and each rebuild) uses its own pool, forked from the one fork server (:func:`start`).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import pickle
+from collections import deque
+from collections.abc import Generator, Iterator
+from typing import Any, cast
+
+import duckdb
+import pyarrow as pa
+
+from .._pool import ignore_sigint, ordered_map, picklable, portable, warm_up
+from .._pypass import _cpus, _main_guarded
+from ..analysis.derived import clear_derived, derive, events_sql, insert_derived
+from ..analysis.transcript import Transcriber
+from ..errors import ConfigError, TraceFormatError
+
+# The package imports this module only inside ``load``, so the names below exist by then.
+from . import (
+    TAG_OBSERVATION,
+    TAG_REJECT,
+    TAG_SCORE,
+    TAG_TRACE,
+    _gc_paused,
+    map_tagged,
+    planner,
+    transcripts,
+)
+from ._normalize import InternalRules
+from .files import SourceFile, jsonl_lines, jsonl_record, row_items
+
+__all__ = [
+    "AUTO_MIN_BYTES",
+    "AUTO_MIN_CPUS",
+    "AUTO_MIN_SESSIONS",
+    "ROW_LOCAL",
+    "parallel_batches",
+    "parallel_rebuild",
+    "plan_workers",
+    "pooled",
+    "start",
+]
+
+#: Formats whose JSON lines map one line at a time (no state across lines).
+ROW_LOCAL = frozenset(
+    {
+        "langfuse-blob",
+        "langfuse-trace",
+        "langfuse-api-v1",
+        "langfuse-api-v2",
+        transcripts.FORMAT,
+        planner.FORMAT,
+    }
+)
+#: With ``workers=None``, files of at least this many (uncompressed, estimated) bytes are
+#: mapped on workers: starting them costs ~0.1-1 s, mapping ~2 s per 10 MB of records.
+AUTO_MIN_BYTES = 8 * 2**20
+#: With ``workers=None``, use workers only with this many CPUs: this process merges while the
+#: workers map, so on 2 CPUs (shared, measured) the extra pickling and start-up cost more
+#: than they save; ``workers=2`` still asks for them.
+AUTO_MIN_CPUS = 3
+#: A gzipped file's size on disk times this estimates its records' size.
+_GZIP_RATIO = 5
+#: Lines per chunk sent to a worker, and a cap on their bytes: ~0.1 s of mapping each, so
+#: ``2 x workers`` chunks in flight keep the workers busy and memory small.
+CHUNK_LINES = 1000
+CHUNK_BYTES = 2 * 2**20
+#: Chunks in flight beyond ``2 x workers``: the workers keep mapping while this process
+#: merges a batch (about ten chunks of Langfuse observations).
+AHEAD = 8
+
+#: With ``workers=None``, rebuild the derived tables on workers from this many sessions
+#: (about 1 ms of Python each, against ~1.3 s to start the fork server if no file needed it).
+AUTO_MIN_SESSIONS = 2000
+#: Sessions per rebuild task: at most ``REBUILD_SESSIONS``, at least this, and else a
+#: quarter of the sessions per worker, so every worker gets a few.
+REBUILD_MIN_SLICE = 50
+
+Rows = dict[str, list[dict[str, Any]]]
+Rejects = list[tuple[str, str, str]]
+_TABLES = ("traces", "observations", "scores")
+
+
+def plan_workers(workers: int | None, *, rules: InternalRules) -> tuple[int, int]:
+    """``(processes, min_bytes)``: eligible files of ``min_bytes`` or more map on workers.
+
+    ``workers=None`` gives one process per CPU this process may use, for files of at least
+    :data:`AUTO_MIN_BYTES`, when there are :data:`AUTO_MIN_CPUS` or more, ``rules`` can be
+    pickled and the calling script (if any) guards its entry point (see
+    ``sessionlens._pypass.resolve_workers``); else ``(1, 0)``.
+
+    Raises
+    ------
+    ConfigError
+        ``workers`` is not a whole number >= 1, or is > 1 and ``rules`` cannot be pickled.
+
+    Examples
+    --------
+    >>> plan_workers(1, rules=InternalRules())
+    (1, 0)
+    >>> plan_workers(3, rules=InternalRules())
+    (3, 0)
+    >>> plan_workers(0, rules=InternalRules())
+    Traceback (most recent call last):
+    ...
+    sessionlens.errors.ConfigError: workers: must be a whole number >= 1, got 0; pass 1 to \
+load in this process or leave it unset to use every CPU on large files
+    """
+    if workers is None:
+        if _cpus() < AUTO_MIN_CPUS or picklable(rules) is not None or not _main_guarded():
+            return 1, 0
+        return _cpus(), AUTO_MIN_BYTES
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ConfigError(
+            "workers",
+            f"must be a whole number >= 1, got {workers!r}; pass 1 to load in this process "
+            "or leave it unset to use every CPU on large files",
+        )
+    if workers > 1:
+        why = picklable(rules)
+        if why is not None:
+            raise ConfigError(
+                "workers",
+                f"the internal rules cannot be sent to worker processes ({why:.120}); use "
+                "plain tuples and a dict in InternalRules, or pass workers=1",
+            )
+    return workers, 0
+
+
+def start(sources: list[SourceFile], plan: tuple[int, int]) -> None:
+    """Start the fork server now if some file of ``sources`` may map on workers: it imports
+    sessionlens (~1.2 CPU s) while this process reads the files before that one."""
+    if any(_big_enough(src, plan) for src in sources):
+        warm_up(__name__)
+
+
+def pooled(src: SourceFile, fmt: str, plan: tuple[int, int]) -> bool:
+    """Whether ``src`` (read as ``fmt``) is mapped on workers under ``plan``."""
+    return fmt in ROW_LOCAL and _big_enough(src, plan)
+
+
+def _big_enough(src: SourceFile, plan: tuple[int, int]) -> bool:
+    processes, min_bytes = plan
+    if processes < 2 or src.container != "jsonl":
+        return False
+    if not min_bytes:
+        return True
+    try:
+        size = os.stat(src.path).st_size * (_GZIP_RATIO if src.gzipped else 1)
+    except OSError:
+        return False  # reading it reports the problem
+    return size >= min_bytes
+
+
+def parallel_batches(
+    src: SourceFile,
+    fmt: str,
+    *,
+    rules: InternalRules,
+    strict: bool,
+    workers: int,
+    batch_items: int,
+) -> Iterator[tuple[Rows, Rejects]]:
+    """The batches ``loaders._batches`` yields for ``src``, mapped on ``workers`` processes.
+
+    Raises
+    ------
+    TraceFormatError
+        A strict reject, or the file cannot be read (as ``workers=1`` raises them).
+    ConfigError
+        A worker process died.
+    """
+    failed: list[Exception] = []
+    payload = pickle.dumps((src, fmt, rules, strict))
+    results = cast(  # a generator: closing it stops the workers
+        Generator[Any, None, None],
+        ordered_map(
+            _map_lines,
+            _line_chunks(src, failed),
+            workers=workers,
+            initializer=_init_worker,
+            initargs=(payload,),
+            preload=__name__,
+            ahead=2 * workers + AHEAD,
+        ),
+    )
+    cutter = _Cutter(batch_items)
+    reject: TraceFormatError | None = None
+    seen = need = 0  # items read so far; with a reject, the items its batch needs
+    try:
+        while True:
+            with _gc_paused():  # reading and unpickling rows: acyclic garbage, as in _batches
+                result = next(results, None)
+            if result is None:
+                break
+            n_items, tags, rows, rejected, error = result
+            if reject is None and error is None:
+                yield from cutter.add(tags, rows, rejected)
+            elif reject is None:  # the file rolls back: its last rows need no merging
+                reject = TraceFormatError(str(src.path), *error)
+                need = ((seen + len(tags)) // batch_items + 1) * batch_items
+            seen += n_items
+            if reject is not None and seen >= need:
+                raise reject  # its batch was read whole: mapping it raises first
+    finally:
+        results.close()  # on an early exit, stops the workers now
+    if failed:
+        raise failed[0]
+    if reject is not None:
+        raise reject
+    yield from cutter.flush()
+
+
+class _Cutter:
+    """Re-cuts mapped chunks (rows, rejects and a tag per item) into batches of ``size`` items."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._reset()
+
+    def _reset(self) -> None:
+        self.rows: Rows = {table: [] for table in _TABLES}
+        self.rejected: Rejects = []
+        self.items = 0
+
+    def add(self, tags: bytes, rows: Rows, rejected: Rejects) -> Iterator[tuple[Rows, Rejects]]:
+        taken = dict.fromkeys(_TABLES, 0)
+        taken_rejects = pos = 0
+        while pos < len(tags):
+            end = pos + min(self.size - self.items, len(tags) - pos)
+            for table, tag in zip(_TABLES, (TAG_TRACE, TAG_OBSERVATION, TAG_SCORE), strict=True):
+                count = tags.count(tag, pos, end)
+                self.rows[table].extend(rows[table][taken[table] : taken[table] + count])
+                taken[table] += count
+            count = tags.count(TAG_REJECT, pos, end)
+            self.rejected.extend(rejected[taken_rejects : taken_rejects + count])
+            taken_rejects += count
+            self.items += end - pos
+            pos = end
+            if self.items == self.size:
+                yield self.rows, self.rejected
+                self._reset()
+
+    def flush(self) -> Iterator[tuple[Rows, Rejects]]:
+        if self.items:
+            yield self.rows, self.rejected
+            self._reset()
+
+
+def _line_chunks(
+    src: SourceFile, failed: list[Exception]
+) -> Iterator[tuple[list[tuple[int, bytes | int]]]]:
+    """Tasks of raw lines; a read error ends them and goes to ``failed`` (raised in order)."""
+    chunk: list[tuple[int, bytes | int]] = []
+    size = 0
+    try:
+        for number, line in jsonl_lines(src):
+            chunk.append((number, line))
+            size += line if isinstance(line, int) else len(line)
+            if len(chunk) >= CHUNK_LINES or size >= CHUNK_BYTES:
+                yield (chunk,)
+                chunk, size = [], 0
+    except Exception as exc:  # the serial path raises it after the items read before it
+        failed.append(exc)
+    if chunk:
+        yield (chunk,)
+
+
+#: Worker state from :func:`_init_worker`: ``(src, fmt, rules, strict)``, or the error that
+#: made it impossible, raised with the first chunk.
+_STATE: tuple[SourceFile, str, InternalRules, bool] | Exception | None = None
+
+
+def _init_worker(payload: bytes) -> None:
+    global _STATE
+    ignore_sigint()
+    try:
+        _STATE = pickle.loads(payload)
+    except Exception as exc:
+        _STATE = ConfigError(
+            "workers",
+            f"a worker process could not load the internal rules ({type(exc).__name__}: "
+            f"{exc}); define them in a module importable from PYTHONPATH, or pass workers=1",
+        )
+
+
+def _map_lines(
+    lines: list[tuple[int, bytes | int]],
+) -> tuple[int, bytes, Rows, Rejects, tuple[str, str] | None]:
+    """Worker side: ``(items, tags, rows, rejects, strict reject)`` of one chunk of lines.
+
+    A strict reject comes back as ``(locator, reason)`` with the chunk's item count, not
+    raised, so that the parent can tell which of it and a read error the serial path meets
+    first.
+    """
+    state = _STATE
+    try:
+        if not isinstance(state, tuple):
+            raise state or RuntimeError("worker not initialised")
+        src, fmt, rules, strict = state
+        records = (
+            row for number, line in lines if (row := jsonl_record(src, number, line)) is not None
+        )
+        items = iter(row_items(src, fmt, records))
+        tags = bytearray()
+        with _gc_paused():
+            try:
+                rows, rejected = map_tagged(
+                    str(src.path), fmt, items, rules=rules, strict=strict, tags=tags
+                )
+            except TraceFormatError as exc:
+                n_items = len(tags) + 1 + sum(1 for _ in items)
+                return n_items, bytes(tags), {}, [], (exc.locator, exc.reason)
+        return len(tags), bytes(tags), rows, rejected, None
+    except Exception as exc:
+        raise portable(exc) from None
+
+
+def parallel_rebuild(
+    con: duckdb.DuckDBPyConnection, ids: list[str], *, plan: tuple[int, int], most: int
+) -> bool:
+    """Rebuild ``tool_calls`` and ``conversation_turns`` of sessions ``ids`` on workers.
+
+    This process clears each slice of sessions and runs its events query (DuckDB), a worker
+    runs :func:`~sessionlens.analysis.derived.derive` over the rows (the Python pass), and
+    this process inserts the results, slice by slice in order. Sessions are independent in
+    the rebuild (it starts over at each one), so slices of any size give the same rows.
+    Returns ``False`` (nothing done) when ``plan`` keeps the rebuild in this process.
+    """
+    processes, min_bytes = plan
+    if processes < 2 or (min_bytes and len(ids) < AUTO_MIN_SESSIONS):
+        return False
+    size = max(REBUILD_MIN_SLICE, min(most, math.ceil(len(ids) / (4 * processes))))
+    scopes: deque[tuple[str, dict[str, Any]]] = deque()
+
+    def tasks() -> Iterator[tuple[pa.Table]]:
+        for start in range(0, len(ids), size):
+            scope, params = clear_derived(con, ids[start : start + size])
+            scopes.append((scope, params))
+            yield (con.execute(events_sql(scope), params).to_arrow_table(),)
+
+    results = ordered_map(
+        _derive_slice,
+        tasks(),
+        workers=processes,
+        initializer=ignore_sigint,
+        initargs=(),
+        preload=__name__,
+    )
+    for calls, transcript in results:
+        insert_derived(con, calls, transcript, *scopes.popleft())
+    return True
+
+
+def _derive_slice(events: pa.Table) -> tuple[pa.Table, Transcriber]:
+    """Worker side: a slice's events query rows in, its tool calls and transcript out."""
+    try:
+        with _gc_paused():
+            return derive(zip(*(column.to_pylist() for column in events.columns), strict=True))
+    except Exception as exc:
+        raise portable(exc) from None
