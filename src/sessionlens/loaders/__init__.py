@@ -360,7 +360,7 @@ def load(
         chat transcripts, planner logs) and rebuild the derived tables; this process still
         writes every row, in the same batches, so the tables come out as with ``workers=1``
         (today's path, all in this process). Default: one per CPU for files of 8 MB or more
-        on machines with 3 or more CPUs (``_parallel.AUTO_MIN_CPUS``), when the calling
+        on machines with 2 or more CPUs (``_parallel.AUTO_MIN_CPUS``), when the calling
         script guards its entry point with ``if __name__ == "__main__":``; else 1.
 
     Returns
