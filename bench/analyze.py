@@ -81,6 +81,7 @@ def _step(name: str, db: Path, workdir: Path, sessions: int) -> dict[str, Any]:
         import sessionlens as sl
 
         sl.load(con, _prep.extra_export(workdir, sessions), progress=False)
+        _reap_workers()  # the load's own worker processes: their CPU is not this step's
     if name == "pandas":  # the same price table analyze_sessions fills (not timed)
         from sessionlens.analysis.prices import ensure_model_prices
 
