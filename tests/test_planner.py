@@ -16,7 +16,8 @@ import pyarrow.parquet as pq
 import pytest
 
 import sessionlens as sl
-from sessionlens.loaders.files import _source, detect
+from sessionlens.loaders._paths import _source
+from sessionlens.loaders.files import detect
 
 from .conftest import FRAMEWORK_TRACES, ROOT, SHARED, snapshot
 

@@ -14,7 +14,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import sessionlens as sl
-from sessionlens.loaders.files import _source, detect
+from sessionlens.loaders._paths import _source
+from sessionlens.loaders.files import detect
 
 from .conftest import FRAMEWORK_TRACES, SHARED, snapshot
 

@@ -1,36 +1,35 @@
-"""Finding input files and reading them into ``(kind, locator, record)`` items.
+"""Reading input files into ``(kind, locator, record)`` items.
 
-Owns path expansion (file, directory, glob), transparent gzip, format detection and the
-container formats (JSON document, JSON lines, CSV, Parquet) with the position of every record,
-so that a rejected record can always be reported as file plus line, row or JSON pointer.
+Owns transparent gzip, format detection, the ``Reader`` registry and the container formats
+(JSON document, JSON lines, CSV, Parquet) with the position of every record, so that a
+rejected record can always be reported as file plus line, row or JSON pointer. Which files
+to read (path expansion, :class:`SourceFile`) is ``_paths``, re-exported here.
 """
 
 from __future__ import annotations
 
 import csv
-import glob
 import gzip
 import io
 import itertools
 import json
 import re
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import IO, Any
 
 import pyarrow.parquet as pq
 
-from ..errors import InputNotFoundError, TraceFormatError, UnknownFormatError
+from ..errors import TraceFormatError, UnknownFormatError
 from . import langfuse
 from ._limits import (
-    DEFAULT_MAX_RECORD_BYTES,
     bounded_lines,
     bounded_text,
     parquet_rows,
     read_at_most,
     too_large,
 )
+from ._paths import FORMATS, SourceFile, expand_paths
 
 __all__ = [
     "FORMATS",
@@ -44,15 +43,6 @@ __all__ = [
     "read_items",
     "row_items",
 ]
-
-#: Formats ``load`` accepts, with what each one is.
-FORMATS: dict[str, str] = {
-    "langfuse-trace": "Langfuse UI trace download {trace, observations} (or API single trace)",
-    "langfuse-api-v1": "Langfuse public API v1 pages {data, meta{page}} of traces/observations",
-    "langfuse-api-v2": "Langfuse API v2 observation pages {data, meta{cursor}}",
-    "langfuse-blob": "Langfuse blob-storage export: traces/observations/scores as "
-    "JSON, JSONL, CSV (.gz) or Parquet",
-}
 
 
 @dataclass(frozen=True)
@@ -92,79 +82,6 @@ def register(reader: Reader) -> Reader:
 _SNIFF_RECORDS = 100  # records detection reads past unreadable ones before giving up
 _SNIFF_HEADS = 5  # readable records a format reader is shown
 _TOO_DEEP = "JSON nested too deeply to read (over about 1000 levels)"
-_SUFFIXES = (".json", ".jsonl", ".ndjson", ".csv", ".parquet")
-_BLOB_TABLES = ("traces", "observations", "observations_v2", "scores")
-
-
-@dataclass(frozen=True)
-class SourceFile:
-    """One input file: its path, container (json, jsonl, csv, parquet), gzip flag and limit."""
-
-    path: Path
-    container: str
-    gzipped: bool
-    #: Records (lines, CSV lines, Parquet rows, JSON documents) over this size are rejected.
-    max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES
-
-    @property
-    def table_hint(self) -> str | None:
-        """The blob-export table named by the parent folder, if any."""
-        parent = self.path.parent.name
-        return parent if parent in _BLOB_TABLES else None
-
-
-def _container(path: Path) -> tuple[str, bool] | None:
-    name = path.name.lower()
-    gzipped = name.endswith(".gz")
-    if gzipped:
-        name = name[:-3]
-    for suffix in _SUFFIXES:
-        if name.endswith(suffix):
-            kind = suffix[1:]
-            return ("jsonl" if kind == "ndjson" else kind), gzipped
-    return None
-
-
-def _source(path: Path) -> SourceFile:
-    found = _container(path)
-    if found is None:
-        raise UnknownFormatError(
-            str(path), f"unknown file extension {path.suffix!r}", list(FORMATS)
-        )
-    return SourceFile(path, *found)
-
-
-def expand_paths(paths: Sequence[str | Path]) -> list[SourceFile]:
-    """Expand files, directories (recursively) and globs into a sorted list of input files.
-
-    Inside a directory, files without a known extension (``.json``, ``.jsonl``, ``.ndjson``,
-    ``.csv``, ``.parquet``, each optionally ``.gz``) are skipped; a file named explicitly must
-    have one.
-
-    Raises
-    ------
-    InputNotFoundError
-        A path or glob matched nothing.
-    """
-    found: dict[Path, SourceFile] = {}
-    for raw in paths:
-        text = str(raw)
-        matches = [Path(p) for p in sorted(glob.glob(text, recursive=True))]
-        if not matches and Path(text).exists():
-            matches = [Path(text)]
-        if not matches:
-            raise InputNotFoundError(text)
-        for match in matches:
-            if match.is_dir():
-                for child in sorted(match.rglob("*")):
-                    if child.is_file() and _container(child) and "manifests" not in child.parts:
-                        found.setdefault(child, _source(child))
-            elif match.is_file():
-                found.setdefault(match, _source(match))
-    # Traces before their observations: a blob export's observations then attach to real
-    # traces instead of creating placeholders that the traces file replaces.
-    rank = {table: i for i, table in enumerate(_BLOB_TABLES)}
-    return sorted(found.values(), key=lambda s: (rank.get(s.table_hint or "", 0), str(s.path)))
 
 
 def _open_text(src: SourceFile, errors: str = "strict") -> IO[str]:
@@ -307,6 +224,7 @@ def jsonl_record(src: SourceFile, number: int, line: bytes | int) -> tuple[str, 
     """``(locator, record)`` of one line from :func:`jsonl_lines` (a ``ValueError`` in place
     of a bad record), or ``None`` for a blank line.
 
+    >>> from pathlib import Path
     >>> jsonl_record(SourceFile(Path("x.jsonl"), "jsonl", False), 3, b'{"a": 1}\\n')
     ('line 3', {'a': 1})
     """
