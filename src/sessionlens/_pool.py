@@ -27,7 +27,7 @@ from typing import Any
 
 from .errors import ConfigError
 
-__all__ = ["ignore_sigint", "ordered_map", "picklable", "portable", "warm_up"]
+__all__ = ["check_workers", "ignore_sigint", "ordered_map", "picklable", "portable", "warm_up"]
 
 
 def picklable(obj: Any) -> str | None:
@@ -43,6 +43,36 @@ def picklable(obj: Any) -> str | None:
     except Exception as exc:  # PicklingError, AttributeError, TypeError: all mean "cannot"
         return f"{type(exc).__name__}: {exc}"
     return None
+
+
+def check_workers(workers: Any, *, sent: Any, what: str, fix: str, work: str, scope: str) -> int:
+    """``workers`` as asked by a caller, checked: a whole number >= 1, and when > 1, ``sent``
+    (named ``what``, what every worker receives) must pickle; else :class:`ConfigError`,
+    whose message ends with ``fix`` or ``workers=1`` (``work`` in this process) as the way out.
+
+    Examples
+    --------
+    >>> check_workers(2, sent=(), what="the rules", fix="", work="load", scope="files")
+    2
+    >>> check_workers(0, sent=(), what="the rules", fix="", work="load", scope="files")
+    Traceback (most recent call last):
+    ...
+    sessionlens.errors.ConfigError: workers: must be a whole number >= 1, got 0; pass 1 to \
+load in this process or leave it unset to use every CPU on large files
+    """
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ConfigError(
+            "workers",
+            f"must be a whole number >= 1, got {workers!r}; pass 1 to {work} in this process "
+            f"or leave it unset to use every CPU on large {scope}",
+        )
+    why = picklable(sent) if workers > 1 else None
+    if why is not None:
+        raise ConfigError(
+            "workers",
+            f"{what} cannot be sent to worker processes ({why:.120}); {fix}, or pass workers=1",
+        )
+    return workers
 
 
 def ordered_map(

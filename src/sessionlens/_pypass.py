@@ -31,7 +31,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from tqdm.auto import tqdm
 
-from ._pool import ignore_sigint, ordered_map, picklable, portable
+from ._pool import check_workers, ignore_sigint, ordered_map, picklable, portable
 from .analysis.details import extract_booking_details
 from .analysis.evidence import (
     _BATCH_QUERY,  # the query iter_evidence runs; its rows are what evidence_from_row reads
@@ -167,21 +167,14 @@ workers=1
         if sessions < AUTO_MIN_SESSIONS or _cpus() < 2 or picklable(classifier) is not None:
             return 1
         return _cpus() if _main_guarded() else 1
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise ConfigError(
-            "workers",
-            f"must be a whole number >= 1, got {workers!r}; pass 1 to compute in this process "
-            "or leave it unset to use every CPU on large runs",
-        )
-    if workers > 1:
-        why = picklable(classifier)
-        if why is not None:
-            raise ConfigError(
-                "workers",
-                f"the classifier cannot be sent to worker processes ({why:.120}); define it at "
-                "the top level of an importable module, or pass workers=1",
-            )
-    return workers
+    return check_workers(
+        workers,
+        sent=classifier,
+        what="the classifier",
+        fix="define it at the top level of an importable module",
+        work="compute",
+        scope="runs",
+    )
 
 
 def python_batches(

@@ -40,7 +40,7 @@ from typing import Any, cast
 import duckdb
 import pyarrow as pa
 
-from .._pool import ignore_sigint, ordered_map, picklable, portable, warm_up
+from .._pool import check_workers, ignore_sigint, ordered_map, picklable, portable, warm_up
 from .._pypass import _cpus, _main_guarded
 from ..analysis.derived import clear_derived, derive, events_sql, insert_derived
 from ..analysis.transcript import Transcriber
@@ -142,21 +142,15 @@ load in this process or leave it unset to use every CPU on large files
         if _cpus() < AUTO_MIN_CPUS or picklable(rules) is not None or not _main_guarded():
             return 1, 0
         return _cpus(), AUTO_MIN_BYTES
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise ConfigError(
-            "workers",
-            f"must be a whole number >= 1, got {workers!r}; pass 1 to load in this process "
-            "or leave it unset to use every CPU on large files",
-        )
-    if workers > 1:
-        why = picklable(rules)
-        if why is not None:
-            raise ConfigError(
-                "workers",
-                f"the internal rules cannot be sent to worker processes ({why:.120}); use "
-                "plain tuples and a dict in InternalRules, or pass workers=1",
-            )
-    return workers, 0
+    checked = check_workers(
+        workers,
+        sent=rules,
+        what="the internal rules",
+        fix="use plain tuples and a dict in InternalRules",
+        work="load",
+        scope="files",
+    )
+    return checked, 0
 
 
 def start(sources: list[SourceFile], plan: tuple[int, int]) -> None:
