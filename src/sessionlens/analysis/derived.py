@@ -101,6 +101,15 @@ def clear_derived(
     With :func:`events_sql`, :func:`derive` and :func:`insert_derived` this is
     :func:`rebuild_derived` in steps, so that :func:`derive` (the Python pass, most of the
     cost) can run in another process (``sessionlens.loaders._parallel``).
+
+    Examples
+    --------
+    >>> from sessionlens.store import connect
+    >>> con = connect()
+    >>> scope, params = clear_derived(con, ["s1"])
+    >>> calls, transcript = derive(con.execute(events_sql(scope), params).fetchall())
+    >>> insert_derived(con, calls, transcript, scope, params)
+    Rebuilt(tool_calls=0, conversation_turns=0)
     """
     scope, params = clear_sessions(con, "tool_calls", session_ids)
     clear_sessions(con, "conversation_turns", session_ids)

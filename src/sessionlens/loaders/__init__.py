@@ -163,6 +163,15 @@ def map_tagged(
     The tags say which list each item's output went to (or none: a repeated or empty
     placeholder, a placeholder's own error), so mapped items can be cut into batches
     afterwards exactly as if each batch had been mapped alone (``loaders._parallel``).
+
+    Examples
+    --------
+    >>> tags = bytearray()
+    >>> items = [("error", "line 1", "not JSON"), ("score", "line 2", {"id": "s1"})]
+    >>> rows, rejected = map_tagged("x.jsonl", "langfuse-blob", items,
+    ...     rules=InternalRules(), strict=False, tags=tags)
+    >>> list(tags) == [TAG_REJECT, TAG_SCORE], len(rows["scores"]), rejected[0][:2]
+    (True, 1, ('line 1', 'not JSON'))
     """
     rows: dict[str, list[dict[str, Any]]] = {"traces": [], "observations": [], "scores": []}
     rejected: list[tuple[str, str, str]] = []

@@ -212,7 +212,18 @@ def jsonl_lines(src: SourceFile) -> Iterator[tuple[int, bytes | int]]:
     """A JSON lines file's raw lines, as ``bounded_lines`` numbers them (an over-long line
     is its size); a file that cannot be read raises ``TraceFormatError``. With
     :func:`jsonl_record` this is ``_jsonl_rows``, split so that worker processes can decode
-    lines the parent read (``loaders._parallel``)."""
+    lines the parent read (``loaders._parallel``).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> path = Path(tempfile.mkdtemp()) / "x.jsonl"
+    >>> _ = path.write_bytes(b'{"a": 1}\\n{"a": 2}\\n')
+    >>> [jsonl_record(SourceFile(path, "jsonl", False), n, line) for n, line in jsonl_lines(
+    ...     SourceFile(path, "jsonl", False))]
+    [('line 1', {'a': 1}), ('line 2', {'a': 2})]
+    """
     with _open_bytes(src) as raw:
         try:
             yield from bounded_lines(raw, src.max_record_bytes)
@@ -329,6 +340,13 @@ def row_items(
     ------
     UnknownFormatError
         ``fmt`` does not come as rows.
+
+    Examples
+    --------
+    >>> from pathlib import Path
+    >>> src = SourceFile(Path("export/scores/x.jsonl"), "jsonl", False)
+    >>> [kind for kind, _, _ in row_items(src, "langfuse-blob", iter([("line 1", {"id": "s"})]))]
+    ['score']
     """
     reader = READERS.get(fmt)
     if reader is not None:
