@@ -75,7 +75,7 @@ _TABLES = (
     "_sl_users",
     "_sl_py",
     *(f"_sl_part_{part}" for part in FRAME_PARTS),
-    *(f"_sl_part_frame_{part}" for part in FRAME_PARTS),
+    *(f"_sl_part_frame_{part}" for part in FRAME_PARTS[:-1]),
     "_sl_frame",
     "_sl_new",
     "_sl_clock",
@@ -354,9 +354,10 @@ def frame_stager(db: BaseBackend) -> Callable[[str, ir.Table], ir.Table]:
     Each part of the frame, then the frame with that part joined, is run into the temporary
     table ``_sl_part_<name>`` and read from there: DuckDB then holds one part's hash tables
     (or one join's) at a time and spills what does not fit. A table is dropped as soon as the
-    next frame holds its rows.
+    next frame holds its rows. The frame holds the narrow parts only: the wide ones join in
+    the writer's query (:func:`~sessionlens.analysis.session_frame.session_frame`).
     """
-    names = {*FRAME_PARTS, *(f"frame_{p}" for p in FRAME_PARTS)}
+    names = {*FRAME_PARTS, *(f"frame_{p}" for p in FRAME_PARTS[:-1])}
     live: list[str] = []
 
     def stage(name: str, expr: ir.Table) -> ir.Table:

@@ -24,8 +24,9 @@ from .sequences import flow_progress, tool_sequences
 __all__ = ["FRAME_PARTS", "session_fingerprints", "session_frame", "trace_summaries"]
 
 #: The parts of the frame, each a table keyed by ``session_id``, in the order they are joined
-#: (see ``stage`` in :func:`session_frame`).
-FRAME_PARTS = ("progress", "sequences", "costs", "turns", "errors", "last_calls")
+#: (see ``stage`` in :func:`session_frame`). The last, tool sequences, is the wide one (each
+#: session's calls as a list): it is joined with the Python pass's rows in the final query.
+FRAME_PARTS = ("progress", "costs", "turns", "errors", "last_calls", "sequences")
 
 
 def _trace_hashes(db: Any) -> ir.Table:
@@ -118,7 +119,8 @@ def session_frame(
     structs the writer stores as ``tool_sequence_json``.
 
     ``stage``, given, is called with each part's name (one of :data:`FRAME_PARTS`) and
-    expression, then with ``"frame_<name>"`` and the frame with that part joined, and returns
+    expression, then (but for the last part, joined in the returned expression with the Python
+    pass's rows) with ``"frame_<name>"`` and the frame with that part joined, and returns
     the table used in its place: the cache runs each into a temporary table, so that DuckDB
     holds one part's hash tables at a time. (As one query, the frame's dozens of joins and
     aggregations are all live at once, and their hash tables together outgrow
@@ -169,13 +171,17 @@ def session_frame(
     last = calls.group_by("session_id").aggregate(
         last_seq=calls.seq.max(), last_error_seq=calls.seq.max(where=calls.is_error)
     )
-    f = sessions.left_join(todo, "session_id").drop("session_id_right")
-    parts = (prog, seqs, costs, turn_counts, errs, last)
+    f = sessions
+    parts = (prog, costs, turn_counts, errs, last, seqs)
     for name, part in zip(FRAME_PARTS, parts, strict=True):
         if stage is not None:
             part = stage(name, part)
+        if name == FRAME_PARTS[-1]:
+            # The wide columns (the Python pass's text and JSON, the call lists) join last:
+            # staging a frame that holds them copied them once per part (6x the final write).
+            f = f.left_join(todo, "session_id").drop("session_id_right")
         f = f.left_join(part, "session_id").drop("session_id_right")
-        if stage is not None:
+        if stage is not None and name != FRAME_PARTS[-1]:
             f = stage(f"frame_{name}", f)
     ended_on_error = (f.last_error_seq.notnull() & (f.last_error_seq == f.last_seq)) | (
         f.last_error_end.notnull() & (f.last_error_end == f.last_end)
