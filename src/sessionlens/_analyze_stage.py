@@ -16,11 +16,13 @@ results of one run live, so that a run over a million sessions never holds them 
   can have moved (owners of sessions recomputed or removed, and of untagged sessions), so tags
   are recounted for those users only;
 - ``_sl_py``: the Python pass's rows, appended batch by batch as Arrow;
-- ``_sl_part_*``: the analysis frame joined part by part (flow progress, tool sequences,
-  costs, ...; :data:`~sessionlens.analysis.session_frame.FRAME_PARTS`), one statement per
-  part (:func:`frame_stager`): as one query, its dozens of joins and aggregations are all
-  live at once, and their hash tables together outgrew ``memory_limit`` instead of spilling
-  (100k sessions needed over 400 MB; the single query failed at 1M sessions with 2 GB);
+- ``_sl_part_*``: the analysis frame's parts (flow progress, costs, ..., tool sequences;
+  :data:`~sessionlens.analysis.session_frame.FRAME_PARTS`) and the narrow frame joined part
+  by part, one statement each (:func:`frame_stager`): as one query, its dozens of joins and
+  aggregations are all live at once, and their hash tables together outgrew
+  ``memory_limit`` instead of spilling (100k sessions needed over 400 MB; the single query
+  failed at 1M sessions with 2 GB). The wide columns (the Python pass's rows, each
+  session's call list) join once, in ``_sl_frame``'s query;
 - ``_sl_clock``: the inactivity rule's cutoff, one row (:func:`stage_clock`);
 - ``_sl_frame``: the analysis frame, run by DuckDB and inserted from there, never fetched.
 
