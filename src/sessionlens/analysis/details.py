@@ -27,6 +27,7 @@ import phonenumbers
 
 from ..errors import ConfigError
 from ._dates import find_dates
+from ._phones import spoken_numbers
 from .evidence import SessionEvidence, ToolCall
 
 __all__ = ["ARGUMENT_ALIASES", "DETAIL_KEYS", "extract_booking_details"]
@@ -193,10 +194,7 @@ def _spoken_numbers(text: str, region: str) -> tuple[tuple[str, str], ...]:
     # nothing, and building it is not free.
     if not _DIGIT.search(text):
         return ()
-    return tuple(
-        (phonenumbers.format_number(m.number, phonenumbers.PhoneNumberFormat.E164), m.raw_string)
-        for m in phonenumbers.PhoneNumberMatcher(text, region)
-    )
+    return spoken_numbers(text, region)  # the matcher's results, remembered per number
 
 
 def _arg_dates(value: Any, ref: date | None, region: str) -> list[date]:
