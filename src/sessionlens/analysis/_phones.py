@@ -53,8 +53,12 @@ _MEMO_SIZE = 65536  # distinct (candidate, neighbours) outcomes remembered
 _MEMO: dict[tuple[str, str, str, bool, str], tuple[tuple[int, str, str] | None, int]] = {}
 
 
-def plain_spoken_numbers(text: str, region: str) -> tuple[tuple[str, str], ...]:
+def plain_spoken_numbers(
+    text: str, region: str, *, max_tries: int = _MAX_TRIES
+) -> tuple[tuple[str, str], ...]:
     """``(E.164, as said)`` per match of ``PhoneNumberMatcher(text, region)``, in order.
+
+    ``max_tries`` is the matcher's own: how many invalid candidates it tries before giving up.
 
     Examples
     --------
@@ -63,7 +67,7 @@ def plain_spoken_numbers(text: str, region: str) -> tuple[tuple[str, str], ...]:
     """
     return tuple(
         (phonenumbers.format_number(m.number, _E164), m.raw_string)
-        for m in phonenumbers.PhoneNumberMatcher(text, region)
+        for m in phonenumbers.PhoneNumberMatcher(text, region, max_tries=max_tries)
     )
 
 
@@ -80,8 +84,14 @@ def _outcome(
     return (found.start - start, found.raw_string, e164), used
 
 
-def spoken_numbers(text: str, region: str) -> tuple[tuple[str, str], ...]:
+def spoken_numbers(
+    text: str, region: str, *, max_tries: int = _MAX_TRIES
+) -> tuple[tuple[str, str], ...]:
     """What :func:`plain_spoken_numbers` returns, with each candidate's outcome remembered.
+
+    Outcomes are remembered as computed with the full default budget; a smaller
+    ``max_tries`` (tests use it to reach the fallback) only changes when the plain matcher
+    takes over.
 
     Examples
     --------
@@ -91,10 +101,10 @@ def spoken_numbers(text: str, region: str) -> tuple[tuple[str, str], ...]:
     ()
     """
     if _LIB is None:
-        return plain_spoken_numbers(text, region)
+        return plain_spoken_numbers(text, region, max_tries=max_tries)
     pattern, second_start, stamps, stamps_suffix = _LIB
     out: list[tuple[str, str]] = []
-    tries = _MAX_TRIES
+    tries = max_tries
     size = len(text)
     match = pattern.search(text, 0)
     # PhoneNumberMatcher._find, one candidate at a time; a found number resumes the search
@@ -118,8 +128,8 @@ def spoken_numbers(text: str, region: str) -> tuple[tuple[str, str], ...]:
                 _MEMO.clear()
             memo = _MEMO[key] = _outcome(text, start, candidate, region)
         found, used = memo
-        if used >= tries:  # the budget could have cut this candidate short: no shortcut
-            return plain_spoken_numbers(text, region)
+        if used >= min(tries, _MAX_TRIES):  # a budget could cut this one short: no shortcut
+            return plain_spoken_numbers(text, region, max_tries=max_tries)
         tries -= used
         if found is None:
             tries -= 1
