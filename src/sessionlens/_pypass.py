@@ -21,6 +21,7 @@ paused (:func:`_gc_paused`).
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 import json
 import os
@@ -102,12 +103,21 @@ def python_row(
         "intent": result.type,
         "confidence": result.confidence,
         "summary": result.summary,
-        "booking_details_json": json.dumps(details, sort_keys=True, default=str),
-        "expected_flow_json": json.dumps(list(flow.steps)) if flow else None,
+        "booking_details_json": _DETAILS_JSON.encode(details),
+        "expected_flow_json": _steps_json(tuple(flow.steps)) if flow else None,
         "goals_json": json.dumps(goals),
         "goal_completion": goals["completion"],
         "goal_success": goals["success"],
     }
+
+
+#: ``json.dumps(details, sort_keys=True, default=str)``, without building an encoder per row.
+_DETAILS_JSON = json.JSONEncoder(sort_keys=True, default=str)
+
+
+@functools.lru_cache(maxsize=256)  # a few flows, the same steps for every session of one
+def _steps_json(steps: tuple[str, ...]) -> str:
+    return json.dumps(list(steps))
 
 
 def _cpus() -> int:
