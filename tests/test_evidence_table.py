@@ -10,6 +10,7 @@ must equal ``python_row`` over that plain path, and the GC pause must restore th
 from __future__ import annotations
 
 import gc
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -204,3 +205,17 @@ def test_the_gc_pause_restores_the_state() -> None:
         assert not gc.isenabled()  # was off: stays off
     finally:
         gc.enable()
+
+
+def test_row_json_is_what_json_dumps_writes() -> None:
+    details = {
+        "children": ["Zoë", "Mia"],
+        "requested_dates": ["2026-01-02"],
+        "when": datetime(2026, 1, 2),  # not JSON: default=str
+        "a": {"z": 1, "b": None},
+    }
+    plain = json.dumps(details, sort_keys=True, default=str)
+    assert _pypass._DETAILS_JSON.encode(details) == plain
+    steps = DEFAULT_FLOWS["booking"].steps
+    assert _pypass._steps_json(steps) == json.dumps(list(steps))
+    assert _pypass._steps_json(()) == "[]"
