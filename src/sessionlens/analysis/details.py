@@ -10,7 +10,8 @@ field came from is recorded under ``sources``.
 
 Argument keys are matched by alias, case- and style-insensitively (``guardianName`` is
 ``guardian_name``), at any depth of the arguments: see :data:`ARGUMENT_ALIASES`. Phone numbers
-are parsed with ``phonenumbers``; spoken dates are resolved against the day of the call by
+are parsed with ``phonenumbers`` (its matcher's results remembered per number by
+:mod:`sessionlens.analysis._phones`); spoken dates are resolved against the day of the call by
 :mod:`sessionlens.analysis._dates`.
 """
 
