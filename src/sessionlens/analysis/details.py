@@ -10,7 +10,8 @@ field came from is recorded under ``sources``.
 
 Argument keys are matched by alias, case- and style-insensitively (``guardianName`` is
 ``guardian_name``), at any depth of the arguments: see :data:`ARGUMENT_ALIASES`. Phone numbers
-are parsed with ``phonenumbers``; spoken dates are resolved against the day of the call by
+are parsed with ``phonenumbers`` (its matcher's results remembered per number by
+:mod:`sessionlens.analysis._phones`); spoken dates are resolved against the day of the call by
 :mod:`sessionlens.analysis._dates`.
 """
 
@@ -27,6 +28,7 @@ import phonenumbers
 
 from ..errors import ConfigError
 from ._dates import find_dates
+from ._phones import spoken_numbers
 from .evidence import SessionEvidence, ToolCall
 
 __all__ = ["ARGUMENT_ALIASES", "DETAIL_KEYS", "extract_booking_details"]
@@ -193,10 +195,7 @@ def _spoken_numbers(text: str, region: str) -> tuple[tuple[str, str], ...]:
     # nothing, and building it is not free.
     if not _DIGIT.search(text):
         return ()
-    return tuple(
-        (phonenumbers.format_number(m.number, phonenumbers.PhoneNumberFormat.E164), m.raw_string)
-        for m in phonenumbers.PhoneNumberMatcher(text, region)
-    )
+    return spoken_numbers(text, region)  # the matcher's results, remembered per number
 
 
 def _arg_dates(value: Any, ref: date | None, region: str) -> list[date]:

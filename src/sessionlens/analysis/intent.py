@@ -233,6 +233,7 @@ class RuleClassifier:
 
     def __init__(self, taxonomy: Taxonomy | Mapping[str, Any] | str | Path | None = None) -> None:
         self.taxonomy = DEFAULT_TAXONOMY if taxonomy is None else load_taxonomy(taxonomy)
+        self._names = self.taxonomy.names  # a property that builds a tuple on each read
         # Per pattern, in taxonomy order: what _message_hits needs, worked out once.
         self._plan = [
             (spec.name, p.weight, p.regex, _text_implied(p))
@@ -304,7 +305,8 @@ class RuleClassifier:
 
     def __call__(self, evidence: SessionEvidence) -> IntentResult:
         tax = self.taxonomy
-        scores = dict.fromkeys(tax.names, 0.0)
+        names = self._names
+        scores = dict.fromkeys(names, 0.0)
         # (intent, turn, sentence) -> weight the caller's sentence carried for that intent
         caller_hits: dict[tuple[str, int, int], float] = {}
         for t_idx, turn in enumerate(evidence.turns):
@@ -324,7 +326,7 @@ class RuleClassifier:
         for j in sorted(called):  # taxonomy order: the same sums, added in the same order
             name, tool = self._tools[j]
             scores[name] += tool.weight * (1.0 if called[j] else tax.failed_tool_weight)
-        ranked = sorted(tax.names, key=lambda n: -scores[n])  # stable: file order on ties
+        ranked = sorted(names, key=lambda n: -scores[n])  # stable: file order on ties
         best = ranked[0]
         runner_up = scores[ranked[1]] if len(ranked) > 1 else 0.0
         if scores[best] <= 0:
