@@ -262,3 +262,35 @@ def test_cli_load_workers(tmp_path, export, capsys):
     assert outs[0] == outs[1] and "rejected             0" in outs[0]
     assert main(["load", str(export), "--db", str(tmp_path / "x.duckdb"), "--workers", "0"]) == 1
     assert "workers: must be a whole number >= 1" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("batch", [6, 20_000])
+def test_strict_reject_wins_over_a_later_mapping_error(con, tmp_path, export, monkeypatch, batch):
+    """A strict reject on line 3 and, further on in the same batch, a record whose mapping
+    raises a non-``ValueError`` (here: a ``TypeError`` from an environment rule that is not
+    text): ``workers=1`` maps the batch in order and raises the reject; so must workers."""
+    monkeypatch.setattr(loaders, "BATCH_ITEMS", batch)
+    monkeypatch.setattr(_parallel, "CHUNK_LINES", 2)
+    rules = sl.InternalRules(environments=("default",), environment_prefixes=(1,))  # type: ignore[arg-type]
+    rows = [
+        json.loads(r)
+        for r in (export / "traces").glob("*.jsonl").__next__().read_text().splitlines()
+    ]
+    lines = [json.dumps(dict(r, environment="default")) for r in rows[:12]]
+    lines.insert(2, "{oops")
+    lines.insert(5, json.dumps(dict(rows[20], environment="production")))  # raises TypeError
+    path = tmp_path / "traces" / "mixed.jsonl"
+    path.parent.mkdir()
+    path.write_text("\n".join(lines) + "\n")
+    messages = []
+    for workers, target in ((1, sl.connect()), (2, con)):
+        with pytest.raises(sl.TraceFormatError, match=r"mixed\.jsonl, line 3: invalid JSON") as e:
+            sl.load(target, path, strict=True, workers=workers, internal=rules)
+        messages.append(str(e.value))
+        assert target.execute("SELECT count(*) FROM traces").fetchone() == (0,)
+    assert messages[0] == messages[1]
+    # Not strict, both paths raise the mapping error itself and leave nothing behind.
+    for workers, target in ((1, sl.connect()), (2, con)):
+        with pytest.raises(TypeError, match=r"startswith"):
+            sl.load(target, path, workers=workers, internal=rules)
+        assert target.execute("SELECT count(*) FROM traces").fetchone() == (0,)

@@ -16,8 +16,9 @@ keeps the file's one DuckDB transaction:
 - :class:`_Cutter` re-cuts the results into batches of ``BATCH_ITEMS`` items, the batches
   the serial path maps and merges one by one: merging sees the same rows in the same batches
   (newest-wins, placeholders, written counts and rejects are those of ``workers=1``);
-- a strict reject or an unreadable file raises what the serial path raises: when both
-  happen, the serial path raises the read error if it came while reading the reject's batch.
+- a strict reject, a mapper's error or an unreadable file raises what the serial path
+  raises: the first item that fails to map wins (later chunks may fail too, the serial
+  path never maps them), unless reading its batch fails.
 
 Formats whose reader needs the whole file (OpenTelemetry spans roll up across lines),
 JSON documents, CSV and Parquet are mapped in this process as before.
@@ -40,7 +41,15 @@ from typing import Any, cast
 import duckdb
 import pyarrow as pa
 
-from .._pool import check_workers, ignore_sigint, ordered_map, picklable, portable, warm_up
+from .._pool import (
+    check_workers,
+    ignore_sigint,
+    ordered_map,
+    picklable,
+    portable,
+    restore,
+    warm_up,
+)
 from .._pypass import _cpus, _main_guarded
 from ..analysis.derived import clear_derived, derive, events_sql, insert_derived
 from ..analysis.transcript import Transcriber
@@ -211,8 +220,11 @@ def parallel_batches(
         ),
     )
     cutter = _Cutter(batch_items)
-    reject: TraceFormatError | None = None
-    seen = need = 0  # items read so far; with a reject, the items its batch needs
+    # The first item whose mapping failed (a strict reject, or any other error a mapper
+    # raised): the serial path raises it once its batch has been read whole, and never maps
+    # the items after it, so a mapping error in a later chunk is not looked at.
+    failure: BaseException | None = None
+    seen = need = 0  # items read so far; with a failure, the items its batch needs
     try:
         while True:
             with _gc_paused():  # reading and unpickling rows: acyclic garbage, as in _batches
@@ -220,20 +232,23 @@ def parallel_batches(
             if result is None:
                 break
             n_items, tags, rows, rejected, error = result
-            if reject is None and error is None:
+            if failure is None and error is None:
                 yield from cutter.add(tags, rows, rejected)
-            elif reject is None:  # the file rolls back: its last rows need no merging
-                reject = TraceFormatError(str(src.path), *error)
+            elif failure is None:  # the file rolls back: its last rows need no merging
+                if isinstance(error, tuple):
+                    failure = TraceFormatError(str(src.path), *error)
+                else:
+                    failure = restore(error)
                 need = ((seen + len(tags)) // batch_items + 1) * batch_items
             seen += n_items
-            if reject is not None and seen >= need:
-                raise reject  # its batch was read whole: mapping it raises first
+            if failure is not None and seen >= need:
+                raise failure  # its batch was read whole: mapping it raises first
     finally:
         results.close()  # on an early exit, stops the workers now
     if failed:
         raise failed[0]
-    if reject is not None:
-        raise reject
+    if failure is not None:
+        raise failure
     yield from cutter.flush()
 
 
@@ -312,12 +327,14 @@ def _init_worker(payload: bytes) -> None:
 
 def _map_lines(
     lines: list[tuple[int, bytes | int]],
-) -> tuple[int, bytes, Rows, Rejects, tuple[str, str] | None]:
-    """Worker side: ``(items, tags, rows, rejects, strict reject)`` of one chunk of lines.
+) -> tuple[int, bytes, Rows, Rejects, tuple[str, str] | Exception | None]:
+    """Worker side: ``(items, tags, rows, rejects, failure)`` of one chunk of lines.
 
-    A strict reject comes back as ``(locator, reason)`` with the chunk's item count, not
-    raised, so that the parent can tell which of it and a read error the serial path meets
-    first.
+    The chunk's items are all read before any is mapped, as the serial path reads a batch:
+    an error reading them is raised. The first mapping failure comes back with the chunk's
+    item count, not raised, so that the parent can tell which failure the serial path meets
+    first: a strict reject as ``(locator, reason)``, any other error (a mapper's bug) as
+    itself (:func:`~sessionlens._pool.portable`).
     """
     state = _STATE
     try:
@@ -327,16 +344,17 @@ def _map_lines(
         records = (
             row for number, line in lines if (row := jsonl_record(src, number, line)) is not None
         )
-        items = iter(row_items(src, fmt, records))
         tags = bytearray()
         with _gc_paused():
+            items = list(row_items(src, fmt, records))
             try:
                 rows, rejected = map_tagged(
                     str(src.path), fmt, items, rules=rules, strict=strict, tags=tags
                 )
             except TraceFormatError as exc:
-                n_items = len(tags) + 1 + sum(1 for _ in items)
-                return n_items, bytes(tags), {}, [], (exc.locator, exc.reason)
+                return len(items), bytes(tags), {}, [], (exc.locator, exc.reason)
+            except Exception as exc:
+                return len(items), bytes(tags), {}, [], portable(exc)
         return len(tags), bytes(tags), rows, rejected, None
     except Exception as exc:
         raise portable(exc) from None
