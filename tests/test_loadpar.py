@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 import sessionlens as sl
 from sessionlens import datasets, loaders
 from sessionlens.loaders import _parallel
+from sessionlens.loaders._write import table_columns, to_arrow
 from sessionlens.loaders.files import expand_paths
 from tests.conftest import FRAMEWORK_TRACES, SHARED, snapshot
 
@@ -220,7 +221,12 @@ def test_recut_chunks_equal_batches_mapped_alone(kinds, cuts, size):
     items = [(kind, f"line {i}", {"trace_id": f"t{i % 3}", "n": i}) for i, kind in enumerate(kinds)]
     rules = sl.InternalRules()
     want = [
-        loaders.map_items("p", "langfuse-blob", items[i : i + size], rules=rules, strict=False)
+        _as_lists(
+            *loaders.map_items(
+                "p", "langfuse-blob", items[i : i + size], rules=rules, strict=False
+            ),
+            arrow=False,
+        )
         for i in range(0, len(items), size)
     ]
     cutter = _parallel._Cutter(size)
@@ -232,10 +238,22 @@ def test_recut_chunks_equal_batches_mapped_alone(kinds, cuts, size):
             "p", "langfuse-blob", items[start:end], rules=rules, strict=False, tags=tags
         )
         assert len(tags) == end - start
+        tables = {t: to_arrow(_COLUMNS[t], rows[t], source_file="p") for t in rows}
         # What a worker sends back: pickled, as across the process boundary.
-        got.extend(cutter.add(*pickle.loads(pickle.dumps((bytes(tags), rows, rejected)))))
+        got.extend(cutter.add(*pickle.loads(pickle.dumps((bytes(tags), tables, rejected)))))
     got.extend(cutter.flush())
-    assert got == want
+    assert [_as_lists(*batch) for batch in got] == want
+
+
+#: Each canonical table's columns, as the load passes them to workers.
+_COLUMNS = {t: table_columns(sl.connect(), t) for t in ("traces", "observations", "scores")}
+
+
+def _as_lists(rows: dict[str, Any], rejected: Any, *, arrow: bool = True) -> Any:
+    """A batch's tables as lists of row dicts (``arrow=False``: its rows as Arrow first)."""
+    if not arrow:
+        rows = {t: to_arrow(_COLUMNS[t], r, source_file="p") for t, r in rows.items()}
+    return {t: table.to_pylist() for t, table in rows.items()}, rejected
 
 
 def test_rebuild_on_workers_gives_the_same_rows(con, export, monkeypatch):

@@ -47,7 +47,9 @@ __all__ = [
 ]
 
 _EXCERPT = 200
-Batch = tuple[dict[str, list[dict[str, Any]]], list[tuple[str, str, str]]]
+#: A batch's rows per table (row dicts, or their Arrow table from ``_write.to_arrow``) and
+#: its rejects ``(locator, reason, excerpt)``.
+Batch = tuple[dict[str, Any], list[tuple[str, str, str]]]
 
 
 @dataclass
@@ -387,7 +389,14 @@ def load(
     {'traces': 0, 'observations': 0, 'scores': 0}
     """
     # Imported here: the module imports the mapping functions above from this package.
-    from ._parallel import parallel_batches, parallel_rebuild, plan_workers, pooled, start
+    from ._parallel import (
+        one_thread,
+        parallel_batches,
+        parallel_rebuild,
+        plan_workers,
+        pooled,
+        start,
+    )
 
     if isinstance(paths, (str, Path)):
         paths = [paths]
@@ -407,13 +416,24 @@ def load(
             file_result = FileResult(path, fmt)
             if pooled(src, fmt, plan):
                 batches = parallel_batches(
-                    src, fmt, rules=rules, strict=strict, workers=plan[0], batch_items=BATCH_ITEMS
+                    src,
+                    fmt,
+                    rules=rules,
+                    strict=strict,
+                    workers=plan[0],
+                    batch_items=BATCH_ITEMS,
+                    columns={
+                        t: _write.table_columns(con, t)
+                        for t in ("traces", "observations", "scores")
+                    },
                 )
+                threads: contextlib.AbstractContextManager[None] = one_thread(con)
             else:
                 batches = _batches(path, fmt, items, rules=rules, strict=strict)
+                threads = contextlib.nullcontext()
             rebuild = functools.partial(parallel_rebuild, plan=plan, most=REBUILD_SESSIONS)
-            # Rolled back whole if reading fails.
-            write_stream(con, path, batches, file_result, rebuild=rebuild)
+            with threads:  # rolled back whole (before the setting returns) if reading fails
+                write_stream(con, path, batches, file_result, rebuild=rebuild)
         except TraceFormatError as exc:
             if strict:
                 raise

@@ -31,6 +31,7 @@ file (and each rebuild) uses its own pool, forked from the one fork server (:fun
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import pickle
@@ -67,6 +68,7 @@ from . import (
     transcripts,
 )
 from ._normalize import InternalRules
+from ._write import to_arrow
 from .files import SourceFile, jsonl_lines, jsonl_record, row_items
 
 __all__ = [
@@ -74,6 +76,7 @@ __all__ = [
     "AUTO_MIN_CPUS",
     "AUTO_MIN_SESSIONS",
     "ROW_LOCAL",
+    "one_thread",
     "parallel_batches",
     "parallel_rebuild",
     "plan_workers",
@@ -118,6 +121,7 @@ AUTO_MIN_SESSIONS = 2000
 REBUILD_MIN_SLICE = 50
 
 Rows = dict[str, list[dict[str, Any]]]
+Tables = dict[str, pa.Table]
 Rejects = list[tuple[str, str, str]]
 _TABLES = ("traces", "observations", "scores")
 
@@ -174,6 +178,34 @@ def pooled(src: SourceFile, fmt: str, plan: tuple[int, int]) -> bool:
     return fmt in ROW_LOCAL and _big_enough(src, plan)
 
 
+@contextlib.contextmanager
+def one_thread(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """Run this process's DuckDB statements on one thread while workers keep the cores busy.
+
+    With mapping on workers, this process runs many small statements (a batch's merge, a
+    slice's events): on more threads they cost about twice the CPU for little gain in time,
+    CPU the workers then lack (a 10k-session export with 2 workers: 13.3 -> 10.8 CPU s in
+    this process). The setting is the database's, so the caller enters this outside the
+    file's transaction (a statement in an aborted one fails); it is restored on the way out.
+
+    Examples
+    --------
+    >>> con = duckdb.connect()
+    >>> _ = con.execute("SET threads = 2")
+    >>> with one_thread(con):
+    ...     con.execute("SELECT current_setting('threads')").fetchone()
+    (1,)
+    >>> con.execute("SELECT current_setting('threads')").fetchone()
+    (2,)
+    """
+    row = con.execute("SELECT current_setting('threads')").fetchone()
+    con.execute("SET threads = 1")
+    try:
+        yield
+    finally:
+        con.execute(f"SET threads = {int(row[0]) if row else 1}")
+
+
 def _big_enough(src: SourceFile, plan: tuple[int, int]) -> bool:
     processes, min_bytes = plan
     if processes < 2 or src.container != "jsonl":
@@ -195,8 +227,13 @@ def parallel_batches(
     strict: bool,
     workers: int,
     batch_items: int,
-) -> Iterator[tuple[Rows, Rejects]]:
+    columns: dict[str, list[tuple[str, str]]],
+) -> Iterator[tuple[Tables, Rejects]]:
     """The batches ``loaders._batches`` yields for ``src``, mapped on ``workers`` processes.
+
+    Their rows come as the Arrow tables ``_write.to_arrow`` makes with ``columns`` (each
+    table's, from ``_write.table_columns``): workers convert what they map, which costs this
+    process less to receive than Python rows and leaves it only the merge.
 
     Raises
     ------
@@ -206,7 +243,7 @@ def parallel_batches(
         A worker process died.
     """
     failed: list[Exception] = []
-    payload = pickle.dumps((src, fmt, rules, strict))
+    payload = pickle.dumps((src, fmt, rules, strict, columns))
     results = cast(  # a generator: closing it stops the workers
         Generator[Any, None, None],
         ordered_map(
@@ -253,25 +290,29 @@ def parallel_batches(
 
 
 class _Cutter:
-    """Re-cuts mapped chunks (rows, rejects and a tag per item) into batches of ``size`` items."""
+    """Re-cuts mapped chunks (tables, rejects and a tag per item) into batches of ``size`` items.
+
+    A batch's table is the chunks' slices, concatenated (a list when it has no rows).
+    """
 
     def __init__(self, size: int) -> None:
         self.size = size
         self._reset()
 
     def _reset(self) -> None:
-        self.rows: Rows = {table: [] for table in _TABLES}
+        self.pieces: dict[str, list[pa.Table]] = {table: [] for table in _TABLES}
         self.rejected: Rejects = []
         self.items = 0
 
-    def add(self, tags: bytes, rows: Rows, rejected: Rejects) -> Iterator[tuple[Rows, Rejects]]:
+    def add(self, tags: bytes, rows: Tables, rejected: Rejects) -> Iterator[tuple[Tables, Rejects]]:
         taken = dict.fromkeys(_TABLES, 0)
         taken_rejects = pos = 0
         while pos < len(tags):
             end = pos + min(self.size - self.items, len(tags) - pos)
             for table, tag in zip(_TABLES, (TAG_TRACE, TAG_OBSERVATION, TAG_SCORE), strict=True):
                 count = tags.count(tag, pos, end)
-                self.rows[table].extend(rows[table][taken[table] : taken[table] + count])
+                if count:
+                    self.pieces[table].append(rows[table].slice(taken[table], count))
                 taken[table] += count
             count = tags.count(TAG_REJECT, pos, end)
             self.rejected.extend(rejected[taken_rejects : taken_rejects + count])
@@ -279,13 +320,20 @@ class _Cutter:
             self.items += end - pos
             pos = end
             if self.items == self.size:
-                yield self.rows, self.rejected
-                self._reset()
+                yield self._batch()
 
-    def flush(self) -> Iterator[tuple[Rows, Rejects]]:
+    def flush(self) -> Iterator[tuple[Tables, Rejects]]:
         if self.items:
-            yield self.rows, self.rejected
-            self._reset()
+            yield self._batch()
+
+    def _batch(self) -> tuple[Tables, Rejects]:
+        tables = {
+            table: pa.concat_tables(pieces) if pieces else pa.table({})
+            for table, pieces in self.pieces.items()
+        }
+        batch = tables, self.rejected
+        self._reset()
+        return batch
 
 
 def _line_chunks(
@@ -309,7 +357,9 @@ def _line_chunks(
 
 #: Worker state from :func:`_init_worker`: ``(src, fmt, rules, strict)``, or the error that
 #: made it impossible, raised with the first chunk.
-_STATE: tuple[SourceFile, str, InternalRules, bool] | Exception | None = None
+_STATE: (
+    tuple[SourceFile, str, InternalRules, bool, dict[str, list[tuple[str, str]]]] | Exception | None
+) = None
 
 
 def _init_worker(payload: bytes) -> None:
@@ -327,8 +377,8 @@ def _init_worker(payload: bytes) -> None:
 
 def _map_lines(
     lines: list[tuple[int, bytes | int]],
-) -> tuple[int, bytes, Rows, Rejects, tuple[str, str] | Exception | None]:
-    """Worker side: ``(items, tags, rows, rejects, failure)`` of one chunk of lines.
+) -> tuple[int, bytes, Tables, Rejects, tuple[str, str] | Exception | None]:
+    """Worker side: ``(items, tags, tables, rejects, failure)`` of one chunk of lines.
 
     The chunk's items are all read before any is mapped, as the serial path reads a batch:
     an error reading them is raised. The first mapping failure comes back with the chunk's
@@ -340,7 +390,7 @@ def _map_lines(
     try:
         if not isinstance(state, tuple):
             raise state or RuntimeError("worker not initialised")
-        src, fmt, rules, strict = state
+        src, fmt, rules, strict, columns = state
         records = (
             row for number, line in lines if (row := jsonl_record(src, number, line)) is not None
         )
@@ -355,7 +405,9 @@ def _map_lines(
                 return len(items), bytes(tags), {}, [], (exc.locator, exc.reason)
             except Exception as exc:
                 return len(items), bytes(tags), {}, [], portable(exc)
-        return len(tags), bytes(tags), rows, rejected, None
+            path = str(src.path)
+            tables = {t: to_arrow(columns[t], rows[t], source_file=path) for t in _TABLES}
+        return len(tags), bytes(tags), tables, rejected, None
     except Exception as exc:
         raise portable(exc) from None
 
