@@ -3,12 +3,13 @@
 Every comparison loads the same files twice, on the ``con`` fixture with ``workers=2`` and on
 a fresh database with ``workers=1`` (today's path), and compares every canonical table and
 ``load_errors`` row for row, the written counts and, in strict mode, the exception. Small
-batches and chunks make a few records cross many batch and chunk boundaries.
+batches, chunks and reads make a few records cross many batch and chunk boundaries.
 """
 
 from __future__ import annotations
 
 import gzip
+import io
 import itertools
 import json
 import pickle
@@ -24,6 +25,7 @@ from hypothesis import strategies as st
 import sessionlens as sl
 from sessionlens import datasets, loaders
 from sessionlens.loaders import _parallel
+from sessionlens.loaders._limits import block_lines, bounded_blocks, bounded_lines
 from sessionlens.loaders._write import table_columns, to_arrow
 from sessionlens.loaders.files import expand_paths
 from tests.conftest import FRAMEWORK_TRACES, SHARED, snapshot
@@ -43,6 +45,7 @@ def small(monkeypatch: pytest.MonkeyPatch) -> None:
     time on the workers (1000 in the serial path): boundaries fall everywhere."""
     monkeypatch.setattr(loaders, "BATCH_ITEMS", 97)
     monkeypatch.setattr(_parallel, "CHUNK_LINES", 13)
+    monkeypatch.setattr(_parallel, "READ_BYTES", 1000)
     monkeypatch.setattr(_parallel, "REBUILD_MIN_SLICE", 3)
 
 
@@ -149,6 +152,7 @@ def test_rejects_and_dedup_order_are_identical(con, tmp_path, export, small):
 def test_strict_raises_what_workers_1_raises(con, tmp_path, export, monkeypatch, batch):
     monkeypatch.setattr(loaders, "BATCH_ITEMS", batch)
     monkeypatch.setattr(_parallel, "CHUNK_LINES", 3)
+    monkeypatch.setattr(_parallel, "READ_BYTES", 1000)
     path = _bad_lines(tmp_path / "observations" / "bad.jsonl", export)
     errors = []
     for workers, target in ((1, sl.connect()), (2, con)):
@@ -169,6 +173,7 @@ def test_strict_reject_or_read_error_first_as_serially(
     before mapping it, so the read error wins when both fall in one batch."""
     monkeypatch.setattr(loaders, "BATCH_ITEMS", batch)
     monkeypatch.setattr(_parallel, "CHUNK_LINES", 2)
+    monkeypatch.setattr(_parallel, "READ_BYTES", 1000)
     rows = (export / "traces").glob("*.jsonl").__next__().read_text().splitlines()
     data = "\n".join([*rows[:2], "{oops", *rows[2:]]).encode()
     path = tmp_path / "traces" / "cut.jsonl.gz"
@@ -289,6 +294,7 @@ def test_strict_reject_wins_over_a_later_mapping_error(con, tmp_path, export, mo
     text): ``workers=1`` maps the batch in order and raises the reject; so must workers."""
     monkeypatch.setattr(loaders, "BATCH_ITEMS", batch)
     monkeypatch.setattr(_parallel, "CHUNK_LINES", 2)
+    monkeypatch.setattr(_parallel, "READ_BYTES", 1000)
     rules = sl.InternalRules(environments=("default",), environment_prefixes=(1,))  # type: ignore[arg-type]
     rows = [
         json.loads(r)
@@ -312,3 +318,23 @@ def test_strict_reject_wins_over_a_later_mapping_error(con, tmp_path, export, mo
         with pytest.raises(TypeError, match=r"startswith"):
             sl.load(target, path, workers=workers, internal=rules)
         assert target.execute("SELECT count(*) FROM traces").fetchone() == (0,)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    data=st.lists(
+        st.sampled_from([b"\n", b"\r\n", b"a", b"xyz" * 7, b" ", b"\xff", b"{}"]), max_size=40
+    ).map(b"".join),
+    limit=st.integers(1, 30),
+    size=st.integers(1, 40),
+)
+def test_blocks_split_into_the_bounded_lines(data, limit, size):
+    """What this process reads by blocks and a worker splits is ``bounded_lines`` exactly:
+    every line, blank and last lines, over-long lines as their size, the same numbers."""
+    got = []
+    for first, block in bounded_blocks(io.BytesIO(data), limit, size):
+        assert isinstance(block, int) or b"\n" not in block[:-1] or block.endswith(b"\n")
+        got.extend(
+            block_lines(first, block, limit) if isinstance(block, bytes) else [(first, block)]
+        )
+    assert got == list(bounded_lines(io.BytesIO(data), limit))

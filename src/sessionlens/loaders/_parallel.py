@@ -67,9 +67,10 @@ from . import (
     planner,
     transcripts,
 )
+from ._limits import block_lines
 from ._normalize import InternalRules
 from ._write import to_arrow
-from .files import SourceFile, jsonl_lines, jsonl_record, row_items
+from .files import SourceFile, jsonl_blocks, jsonl_lines, jsonl_record, row_items
 
 __all__ = [
     "AUTO_MIN_BYTES",
@@ -109,6 +110,8 @@ _GZIP_RATIO = 5
 #: ``2 x workers`` chunks in flight keep the workers busy and memory small.
 CHUNK_LINES = 1000
 CHUNK_BYTES = 2 * 2**20
+#: A plain file is read this many bytes at a time, and chunks are whole reads.
+READ_BYTES = 2**16
 #: Chunks in flight beyond ``2 x workers``: the workers keep mapping while this process
 #: merges a batch (about ten chunks of Langfuse observations).
 AHEAD = 8
@@ -121,6 +124,8 @@ AUTO_MIN_SESSIONS = 2000
 REBUILD_MIN_SLICE = 50
 
 Rows = dict[str, list[dict[str, Any]]]
+#: A task's raw lines: ``(number, line or size)`` each, or ``(first number, block)``.
+Lines = list[tuple[int, bytes | int]] | tuple[int, bytes]
 Tables = dict[str, pa.Table]
 Rejects = list[tuple[str, str, str]]
 _TABLES = ("traces", "observations", "scores")
@@ -336,10 +341,40 @@ class _Cutter:
         return batch
 
 
-def _line_chunks(
-    src: SourceFile, failed: list[Exception]
-) -> Iterator[tuple[list[tuple[int, bytes | int]]]]:
-    """Tasks of raw lines; a read error ends them and goes to ``failed`` (raised in order)."""
+def _line_chunks(src: SourceFile, failed: list[Exception]) -> Iterator[tuple[Lines]]:
+    """Tasks of raw lines; a read error ends them and goes to ``failed`` (raised in order).
+
+    A plain file goes in blocks of whole lines (:func:`~.files.jsonl_blocks`: no object per
+    line here, one bytes object to send); a gzipped one line by line, so that a damaged
+    stream ends the tasks at the line where the serial path's reading stops too.
+    """
+    if src.gzipped:
+        yield from _gzip_chunks(src, failed)
+        return
+    blocks: list[bytes] = []
+    first = lines = size = 0
+    try:
+        for number, block in jsonl_blocks(src, READ_BYTES):
+            if isinstance(block, int):  # an over-long line, as its size
+                if blocks:
+                    yield ((first, b"".join(blocks)),)
+                    blocks, lines, size = [], 0, 0
+                yield ([(number, block)],)
+                continue
+            first = first if blocks else number
+            blocks.append(block)
+            lines += block.count(b"\n")
+            size += len(block)
+            if lines >= CHUNK_LINES or size >= CHUNK_BYTES:
+                yield ((first, b"".join(blocks)),)
+                blocks, lines, size = [], 0, 0
+    except Exception as exc:  # the serial path raises it after the items read before it
+        failed.append(exc)
+    if blocks:
+        yield ((first, b"".join(blocks)),)
+
+
+def _gzip_chunks(src: SourceFile, failed: list[Exception]) -> Iterator[tuple[Lines]]:
     chunk: list[tuple[int, bytes | int]] = []
     size = 0
     try:
@@ -376,7 +411,7 @@ def _init_worker(payload: bytes) -> None:
 
 
 def _map_lines(
-    lines: list[tuple[int, bytes | int]],
+    lines: Lines,
 ) -> tuple[int, bytes, Tables, Rejects, tuple[str, str] | Exception | None]:
     """Worker side: ``(items, tags, tables, rejects, failure)`` of one chunk of lines.
 
@@ -391,6 +426,8 @@ def _map_lines(
         if not isinstance(state, tuple):
             raise state or RuntimeError("worker not initialised")
         src, fmt, rules, strict, columns = state
+        if isinstance(lines, tuple):  # a block of whole lines from its first line's number
+            lines = block_lines(*lines, src.max_record_bytes)
         records = (
             row for number, line in lines if (row := jsonl_record(src, number, line)) is not None
         )
