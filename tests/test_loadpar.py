@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 
 import sessionlens as sl
 from sessionlens import datasets, loaders
-from sessionlens.loaders import _parallel
+from sessionlens.loaders import _parallel, _rebuild
 from sessionlens.loaders._limits import block_lines, bounded_blocks, bounded_lines
 from sessionlens.loaders._write import table_columns, to_arrow
 from sessionlens.loaders.files import expand_paths
@@ -46,7 +46,7 @@ def small(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(loaders, "BATCH_ITEMS", 97)
     monkeypatch.setattr(_parallel, "CHUNK_LINES", 13)
     monkeypatch.setattr(_parallel, "READ_BYTES", 1000)
-    monkeypatch.setattr(_parallel, "REBUILD_MIN_SLICE", 3)
+    monkeypatch.setattr(_rebuild, "REBUILD_MIN_SLICE", 3)
 
 
 def _load_both(
@@ -265,7 +265,7 @@ def test_rebuild_on_workers_gives_the_same_rows(con, export, monkeypatch):
     sl.load(con, export, progress=False, workers=1)
     before = snapshot(con)
     ids = [r[0] for r in con.execute("SELECT session_id FROM sessions ORDER BY 1").fetchall()]
-    monkeypatch.setattr(_parallel, "REBUILD_MIN_SLICE", 7)
+    monkeypatch.setattr(_rebuild, "REBUILD_MIN_SLICE", 7)
     assert not _parallel.parallel_rebuild(con, ids, plan=(1, 0), most=1000)
     assert not _parallel.parallel_rebuild(con, ids, plan=(2, _parallel.AUTO_MIN_BYTES), most=1000)
     con.execute("DELETE FROM tool_calls; DELETE FROM conversation_turns")

@@ -23,19 +23,17 @@ keeps the file's one DuckDB transaction:
 Formats whose reader needs the whole file (OpenTelemetry spans roll up across lines),
 JSON documents, CSV and Parquet are mapped in this process as before.
 
-After the rows, :func:`parallel_rebuild` runs the Python pass of the derived tables
-(:func:`~sessionlens.analysis.derived.derive`) on workers, slice of sessions by slice, for
-any file. :func:`plan_workers` decides how many processes, :func:`pooled` which files; each
+After the rows, :func:`~._rebuild.parallel_rebuild` runs the Python pass of the derived
+tables (:func:`~sessionlens.analysis.derived.derive`) on workers, slice of sessions by slice,
+for any file. :func:`plan_workers` decides how many processes, :func:`pooled` which files; each
 file (and each rebuild) uses its own pool, forked from the one fork server (:func:`start`).
 """
 
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 import pickle
-from collections import deque
 from collections.abc import Generator, Iterator
 from typing import Any, cast
 
@@ -52,8 +50,6 @@ from .._pool import (
     warm_up,
 )
 from .._pypass import _cpus, _main_guarded
-from ..analysis.derived import clear_derived, derive, events_sql, insert_derived
-from ..analysis.transcript import Transcriber
 from ..errors import ConfigError, TraceFormatError
 
 # The package imports this module only inside ``load``, so the names below exist by then.
@@ -69,6 +65,7 @@ from . import (
 )
 from ._limits import block_lines
 from ._normalize import InternalRules
+from ._rebuild import AUTO_MIN_SESSIONS, parallel_rebuild
 from ._write import to_arrow
 from .files import SourceFile, jsonl_blocks, jsonl_lines, jsonl_record, row_items
 
@@ -116,12 +113,6 @@ READ_BYTES = 2**16
 #: merges a batch (about ten chunks of Langfuse observations).
 AHEAD = 8
 
-#: With ``workers=None``, rebuild the derived tables on workers from this many sessions
-#: (about 1 ms of Python each, against ~1.3 s to start the fork server if no file needed it).
-AUTO_MIN_SESSIONS = 2000
-#: Sessions per rebuild task: at most ``REBUILD_SESSIONS``, at least this, and else a
-#: quarter of the sessions per worker, so every worker gets a few.
-REBUILD_MIN_SLICE = 50
 
 Rows = dict[str, list[dict[str, Any]]]
 #: A task's raw lines: ``(number, line or size)`` each, or ``(first number, block)``.
@@ -445,50 +436,5 @@ def _map_lines(
             path = str(src.path)
             tables = {t: to_arrow(columns[t], rows[t], source_file=path) for t in _TABLES}
         return len(tags), bytes(tags), tables, rejected, None
-    except Exception as exc:
-        raise portable(exc) from None
-
-
-def parallel_rebuild(
-    con: duckdb.DuckDBPyConnection, ids: list[str], *, plan: tuple[int, int], most: int
-) -> bool:
-    """Rebuild ``tool_calls`` and ``conversation_turns`` of sessions ``ids`` on workers.
-
-    This process clears each slice of sessions and runs its events query (DuckDB), a worker
-    runs :func:`~sessionlens.analysis.derived.derive` over the rows (the Python pass), and
-    this process inserts the results, slice by slice in order. Sessions are independent in
-    the rebuild (it starts over at each one), so slices of any size give the same rows.
-    Returns ``False`` (nothing done) when ``plan`` keeps the rebuild in this process.
-    """
-    processes, min_bytes = plan
-    if processes < 2 or (min_bytes and len(ids) < AUTO_MIN_SESSIONS):
-        return False
-    size = max(REBUILD_MIN_SLICE, min(most, math.ceil(len(ids) / (4 * processes))))
-    scopes: deque[tuple[str, dict[str, Any]]] = deque()
-
-    def tasks() -> Iterator[tuple[pa.Table]]:
-        for start in range(0, len(ids), size):
-            scope, params = clear_derived(con, ids[start : start + size])
-            scopes.append((scope, params))
-            yield (con.execute(events_sql(scope), params).to_arrow_table(),)
-
-    results = ordered_map(
-        _derive_slice,
-        tasks(),
-        workers=processes,
-        initializer=ignore_sigint,
-        initargs=(),
-        preload=__name__,
-    )
-    for calls, transcript in results:
-        insert_derived(con, calls, transcript, *scopes.popleft())
-    return True
-
-
-def _derive_slice(events: pa.Table) -> tuple[pa.Table, Transcriber]:
-    """Worker side: a slice's events query rows in, its tool calls and transcript out."""
-    try:
-        with _gc_paused():
-            return derive(zip(*(column.to_pylist() for column in events.columns), strict=True))
     except Exception as exc:
         raise portable(exc) from None
