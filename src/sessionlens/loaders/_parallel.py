@@ -53,17 +53,9 @@ from .._pypass import _cpus, _main_guarded
 from ..errors import ConfigError, TraceFormatError
 
 # The package imports this module only inside ``load``, so the names below exist by then.
-from . import (
-    TAG_OBSERVATION,
-    TAG_REJECT,
-    TAG_SCORE,
-    TAG_TRACE,
-    _gc_paused,
-    map_tagged,
-    planner,
-    transcripts,
-)
+from . import _gc_paused, planner, transcripts
 from ._limits import block_lines
+from ._mapping import TAG_OBSERVATION, TAG_REJECT, TAG_SCORE, TAG_TRACE, map_tagged
 from ._normalize import InternalRules
 from ._rebuild import AUTO_MIN_SESSIONS, parallel_rebuild
 from ._write import to_arrow
