@@ -155,12 +155,14 @@ def test_strict_raises_what_workers_1_raises(con, tmp_path, export, monkeypatch,
     monkeypatch.setattr(_parallel, "READ_BYTES", 1000)
     path = _bad_lines(tmp_path / "observations" / "bad.jsonl", export)
     errors = []
+    con.execute("SET threads = 3")  # merging on workers runs on one; the setting comes back
     for workers, target in ((1, sl.connect()), (2, con)):
         with pytest.raises(sl.TraceFormatError, match=r"bad\.jsonl, line 31: invalid JSON") as e:
             sl.load(target, path, strict=True, workers=workers)
         errors.append(str(e.value))
         assert target.execute("SELECT count(*) FROM observations").fetchone() == (0,)
     assert errors[0] == errors[1]
+    assert con.execute("SELECT current_setting('threads')").fetchone() == (3,)
 
 
 @pytest.mark.parametrize(

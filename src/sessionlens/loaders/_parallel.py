@@ -6,16 +6,19 @@
 :func:`sessionlens._pool.ordered_map` (``forkserver``, bounded, in order), while this process
 keeps the file's one DuckDB transaction:
 
-- this process only reads raw lines (:func:`~sessionlens.loaders.files.jsonl_lines`, a few
-  % of the mapping's cost) and sends chunks of them; pickling parsed records instead
-  costs about 60 % of mapping them, which would leave little to gain on two cores;
-- a worker decodes its lines and maps their items exactly as the serial path does
-  (:func:`~sessionlens.loaders.files.jsonl_record`, :func:`~sessionlens.loaders.files.row_items`,
-  :func:`~sessionlens.loaders.map_tagged`), and says with one byte per item where each
-  item's output went;
+- this process only reads raw bytes, blocks of whole lines of a plain file
+  (:func:`~sessionlens.loaders.files.jsonl_blocks`) or a gzipped file's lines, and sends
+  chunks of them; pickling parsed records instead costs about 60 % of mapping them;
+- a worker splits and decodes its lines and maps their items exactly as the serial path
+  does (:func:`~sessionlens.loaders.files.jsonl_record`,
+  :func:`~sessionlens.loaders.files.row_items`, :func:`~sessionlens.loaders.map_tagged`),
+  says with one byte per item where each item's output went, and sends the rows back as
+  Arrow tables (``_write.to_arrow``): cheaper to receive than Python rows, and what the
+  merge stages anyway;
 - :class:`_Cutter` re-cuts the results into batches of ``BATCH_ITEMS`` items, the batches
   the serial path maps and merges one by one: merging sees the same rows in the same batches
-  (newest-wins, placeholders, written counts and rejects are those of ``workers=1``);
+  (newest-wins, placeholders, written counts and rejects are those of ``workers=1``), with
+  DuckDB on one thread (:func:`one_thread`), the cores being the workers';
 - a strict reject, a mapper's error or an unreadable file raises what the serial path
   raises: the first item that fails to map wins (later chunks may fail too, the serial
   path never maps them), unless reading its batch fails.
