@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 
 import sessionlens as sl
 from sessionlens import datasets, loaders
-from sessionlens.loaders import _parallel, _rebuild
+from sessionlens.loaders import _mapping, _parallel, _rebuild
 from sessionlens.loaders._limits import block_lines, bounded_blocks, bounded_lines
 from sessionlens.loaders._write import table_columns, to_arrow
 from sessionlens.loaders.files import expand_paths
@@ -236,7 +236,7 @@ def test_recut_chunks_equal_batches_mapped_alone(kinds, cuts, size):
         )
         for i in range(0, len(items), size)
     ]
-    cutter = _parallel._Cutter(size)
+    cutter = _mapping.Cutter(size)
     got = []
     bounds = sorted({0, len(items), *(c for c in cuts if c < len(items))})
     for start, end in itertools.pairwise(bounds):

@@ -7,8 +7,10 @@ the mappers only, not on the database.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
+
+import pyarrow as pa
 
 from ..errors import TraceFormatError
 from . import langfuse
@@ -20,11 +22,15 @@ __all__ = [
     "TAG_REJECT",
     "TAG_SCORE",
     "TAG_TRACE",
+    "Cutter",
     "map_items",
     "map_tagged",
 ]
 
 _EXCERPT = 200
+_TABLES = ("traces", "observations", "scores")
+Tables = dict[str, pa.Table]
+Rejects = list[tuple[str, str, str]]
 
 
 def _excerpt(record: Any) -> str:
@@ -165,3 +171,62 @@ def map_tagged(
         if tags is not None:
             tags.append(tag)
     return rows, rejected
+
+
+class Cutter:
+    """Re-cuts mapped chunks (tables, rejects and a tag per item) into batches of ``size`` items.
+
+    Workers map chunks of lines with :func:`map_tagged` (``loaders._parallel``); re-cut, they
+    give the batches the serial path maps alone. A batch's table is the chunks' slices,
+    concatenated.
+
+    Examples
+    --------
+    >>> import pyarrow as pa
+    >>> rows = {"traces": pa.table({"n": [1, 2, 3]}), "observations": pa.table({}),
+    ...         "scores": pa.table({})}
+    >>> tags = bytes([TAG_TRACE, TAG_REJECT, TAG_TRACE, TAG_TRACE])
+    >>> cutter = Cutter(2)
+    >>> [(b[0]["traces"]["n"].to_pylist(), b[1]) for b in cutter.add(tags, rows, [("l2", "x", "")])]
+    [([1], [('l2', 'x', '')]), ([2, 3], [])]
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._reset()
+
+    def _reset(self) -> None:
+        self.pieces: dict[str, list[pa.Table]] = {table: [] for table in _TABLES}
+        self.rejected: Rejects = []
+        self.items = 0
+
+    def add(self, tags: bytes, rows: Tables, rejected: Rejects) -> Iterator[tuple[Tables, Rejects]]:
+        taken = dict.fromkeys(_TABLES, 0)
+        taken_rejects = pos = 0
+        while pos < len(tags):
+            end = pos + min(self.size - self.items, len(tags) - pos)
+            for table, tag in zip(_TABLES, (TAG_TRACE, TAG_OBSERVATION, TAG_SCORE), strict=True):
+                count = tags.count(tag, pos, end)
+                if count:
+                    self.pieces[table].append(rows[table].slice(taken[table], count))
+                taken[table] += count
+            count = tags.count(TAG_REJECT, pos, end)
+            self.rejected.extend(rejected[taken_rejects : taken_rejects + count])
+            taken_rejects += count
+            self.items += end - pos
+            pos = end
+            if self.items == self.size:
+                yield self._batch()
+
+    def flush(self) -> Iterator[tuple[Tables, Rejects]]:
+        if self.items:
+            yield self._batch()
+
+    def _batch(self) -> tuple[Tables, Rejects]:
+        tables = {
+            table: pa.concat_tables(pieces) if pieces else pa.table({})
+            for table, pieces in self.pieces.items()
+        }
+        batch = tables, self.rejected
+        self._reset()
+        return batch

@@ -15,7 +15,7 @@ keeps the file's one DuckDB transaction:
   says with one byte per item where each item's output went, and sends the rows back as
   Arrow tables (``_write.to_arrow``): cheaper to receive than Python rows, and what the
   merge stages anyway;
-- :class:`_Cutter` re-cuts the results into batches of ``BATCH_ITEMS`` items, the batches
+- :class:`~._mapping.Cutter` re-cuts the results into batches of ``BATCH_ITEMS`` items, the batches
   the serial path maps and merges one by one: merging sees the same rows in the same batches
   (newest-wins, placeholders, written counts and rejects are those of ``workers=1``), with
   DuckDB on one thread (:func:`one_thread`), the cores being the workers';
@@ -58,7 +58,7 @@ from ..errors import ConfigError, TraceFormatError
 # The package imports this module only inside ``load``, so the names below exist by then.
 from . import _gc_paused, planner, transcripts
 from ._limits import block_lines
-from ._mapping import TAG_OBSERVATION, TAG_REJECT, TAG_SCORE, TAG_TRACE, map_tagged
+from ._mapping import Cutter, map_tagged
 from ._normalize import InternalRules
 from ._rebuild import AUTO_MIN_SESSIONS, parallel_rebuild
 from ._write import to_arrow
@@ -247,7 +247,7 @@ def parallel_batches(
             ahead=2 * workers + AHEAD,
         ),
     )
-    cutter = _Cutter(batch_items)
+    cutter = Cutter(batch_items)
     # The first item whose mapping failed (a strict reject, or any other error a mapper
     # raised): the serial path raises it once its batch has been read whole, and never maps
     # the items after it, so a mapping error in a later chunk is not looked at.
@@ -278,53 +278,6 @@ def parallel_batches(
     if failure is not None:
         raise failure
     yield from cutter.flush()
-
-
-class _Cutter:
-    """Re-cuts mapped chunks (tables, rejects and a tag per item) into batches of ``size`` items.
-
-    A batch's table is the chunks' slices, concatenated (a list when it has no rows).
-    """
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self._reset()
-
-    def _reset(self) -> None:
-        self.pieces: dict[str, list[pa.Table]] = {table: [] for table in _TABLES}
-        self.rejected: Rejects = []
-        self.items = 0
-
-    def add(self, tags: bytes, rows: Tables, rejected: Rejects) -> Iterator[tuple[Tables, Rejects]]:
-        taken = dict.fromkeys(_TABLES, 0)
-        taken_rejects = pos = 0
-        while pos < len(tags):
-            end = pos + min(self.size - self.items, len(tags) - pos)
-            for table, tag in zip(_TABLES, (TAG_TRACE, TAG_OBSERVATION, TAG_SCORE), strict=True):
-                count = tags.count(tag, pos, end)
-                if count:
-                    self.pieces[table].append(rows[table].slice(taken[table], count))
-                taken[table] += count
-            count = tags.count(TAG_REJECT, pos, end)
-            self.rejected.extend(rejected[taken_rejects : taken_rejects + count])
-            taken_rejects += count
-            self.items += end - pos
-            pos = end
-            if self.items == self.size:
-                yield self._batch()
-
-    def flush(self) -> Iterator[tuple[Tables, Rejects]]:
-        if self.items:
-            yield self._batch()
-
-    def _batch(self) -> tuple[Tables, Rejects]:
-        tables = {
-            table: pa.concat_tables(pieces) if pieces else pa.table({})
-            for table, pieces in self.pieces.items()
-        }
-        batch = tables, self.rejected
-        self._reset()
-        return batch
 
 
 def _line_chunks(src: SourceFile, failed: list[Exception]) -> Iterator[tuple[Lines]]:
