@@ -3,12 +3,13 @@
 Every comparison loads the same files twice, on the ``con`` fixture with ``workers=2`` and on
 a fresh database with ``workers=1`` (today's path), and compares every canonical table and
 ``load_errors`` row for row, the written counts and, in strict mode, the exception. Small
-batches and chunks make a few records cross many batch and chunk boundaries.
+batches, chunks and reads make a few records cross many batch and chunk boundaries.
 """
 
 from __future__ import annotations
 
 import gzip
+import io
 import itertools
 import json
 import pickle
@@ -23,7 +24,9 @@ from hypothesis import strategies as st
 
 import sessionlens as sl
 from sessionlens import datasets, loaders
-from sessionlens.loaders import _parallel
+from sessionlens.loaders import _mapping, _parallel, _rebuild
+from sessionlens.loaders._limits import block_lines, bounded_blocks, bounded_lines
+from sessionlens.loaders._write import table_columns, to_arrow
 from sessionlens.loaders.files import expand_paths
 from tests.conftest import FRAMEWORK_TRACES, SHARED, snapshot
 
@@ -42,7 +45,8 @@ def small(monkeypatch: pytest.MonkeyPatch) -> None:
     time on the workers (1000 in the serial path): boundaries fall everywhere."""
     monkeypatch.setattr(loaders, "BATCH_ITEMS", 97)
     monkeypatch.setattr(_parallel, "CHUNK_LINES", 13)
-    monkeypatch.setattr(_parallel, "REBUILD_MIN_SLICE", 3)
+    monkeypatch.setattr(_parallel, "READ_BYTES", 1000)
+    monkeypatch.setattr(_rebuild, "REBUILD_MIN_SLICE", 3)
 
 
 def _load_both(
@@ -148,14 +152,17 @@ def test_rejects_and_dedup_order_are_identical(con, tmp_path, export, small):
 def test_strict_raises_what_workers_1_raises(con, tmp_path, export, monkeypatch, batch):
     monkeypatch.setattr(loaders, "BATCH_ITEMS", batch)
     monkeypatch.setattr(_parallel, "CHUNK_LINES", 3)
+    monkeypatch.setattr(_parallel, "READ_BYTES", 1000)
     path = _bad_lines(tmp_path / "observations" / "bad.jsonl", export)
     errors = []
+    con.execute("SET threads = 3")  # merging on workers runs on one; the setting comes back
     for workers, target in ((1, sl.connect()), (2, con)):
         with pytest.raises(sl.TraceFormatError, match=r"bad\.jsonl, line 31: invalid JSON") as e:
             sl.load(target, path, strict=True, workers=workers)
         errors.append(str(e.value))
         assert target.execute("SELECT count(*) FROM observations").fetchone() == (0,)
     assert errors[0] == errors[1]
+    assert con.execute("SELECT current_setting('threads')").fetchone() == (3,)
 
 
 @pytest.mark.parametrize(
@@ -168,6 +175,7 @@ def test_strict_reject_or_read_error_first_as_serially(
     before mapping it, so the read error wins when both fall in one batch."""
     monkeypatch.setattr(loaders, "BATCH_ITEMS", batch)
     monkeypatch.setattr(_parallel, "CHUNK_LINES", 2)
+    monkeypatch.setattr(_parallel, "READ_BYTES", 1000)
     rows = (export / "traces").glob("*.jsonl").__next__().read_text().splitlines()
     data = "\n".join([*rows[:2], "{oops", *rows[2:]]).encode()
     path = tmp_path / "traces" / "cut.jsonl.gz"
@@ -220,10 +228,15 @@ def test_recut_chunks_equal_batches_mapped_alone(kinds, cuts, size):
     items = [(kind, f"line {i}", {"trace_id": f"t{i % 3}", "n": i}) for i, kind in enumerate(kinds)]
     rules = sl.InternalRules()
     want = [
-        loaders.map_items("p", "langfuse-blob", items[i : i + size], rules=rules, strict=False)
+        _as_lists(
+            *loaders.map_items(
+                "p", "langfuse-blob", items[i : i + size], rules=rules, strict=False
+            ),
+            arrow=False,
+        )
         for i in range(0, len(items), size)
     ]
-    cutter = _parallel._Cutter(size)
+    cutter = _mapping.Cutter(size)
     got = []
     bounds = sorted({0, len(items), *(c for c in cuts if c < len(items))})
     for start, end in itertools.pairwise(bounds):
@@ -232,17 +245,29 @@ def test_recut_chunks_equal_batches_mapped_alone(kinds, cuts, size):
             "p", "langfuse-blob", items[start:end], rules=rules, strict=False, tags=tags
         )
         assert len(tags) == end - start
+        tables = {t: to_arrow(_COLUMNS[t], rows[t], source_file="p") for t in rows}
         # What a worker sends back: pickled, as across the process boundary.
-        got.extend(cutter.add(*pickle.loads(pickle.dumps((bytes(tags), rows, rejected)))))
+        got.extend(cutter.add(*pickle.loads(pickle.dumps((bytes(tags), tables, rejected)))))
     got.extend(cutter.flush())
-    assert got == want
+    assert [_as_lists(*batch) for batch in got] == want
+
+
+#: Each canonical table's columns, as the load passes them to workers.
+_COLUMNS = {t: table_columns(sl.connect(), t) for t in ("traces", "observations", "scores")}
+
+
+def _as_lists(rows: dict[str, Any], rejected: Any, *, arrow: bool = True) -> Any:
+    """A batch's tables as lists of row dicts (``arrow=False``: its rows as Arrow first)."""
+    if not arrow:
+        rows = {t: to_arrow(_COLUMNS[t], r, source_file="p") for t, r in rows.items()}
+    return {t: table.to_pylist() for t, table in rows.items()}, rejected
 
 
 def test_rebuild_on_workers_gives_the_same_rows(con, export, monkeypatch):
     sl.load(con, export, progress=False, workers=1)
     before = snapshot(con)
     ids = [r[0] for r in con.execute("SELECT session_id FROM sessions ORDER BY 1").fetchall()]
-    monkeypatch.setattr(_parallel, "REBUILD_MIN_SLICE", 7)
+    monkeypatch.setattr(_rebuild, "REBUILD_MIN_SLICE", 7)
     assert not _parallel.parallel_rebuild(con, ids, plan=(1, 0), most=1000)
     assert not _parallel.parallel_rebuild(con, ids, plan=(2, _parallel.AUTO_MIN_BYTES), most=1000)
     con.execute("DELETE FROM tool_calls; DELETE FROM conversation_turns")
@@ -262,3 +287,56 @@ def test_cli_load_workers(tmp_path, export, capsys):
     assert outs[0] == outs[1] and "rejected             0" in outs[0]
     assert main(["load", str(export), "--db", str(tmp_path / "x.duckdb"), "--workers", "0"]) == 1
     assert "workers: must be a whole number >= 1" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("batch", [6, 20_000])
+def test_strict_reject_wins_over_a_later_mapping_error(con, tmp_path, export, monkeypatch, batch):
+    """A strict reject on line 3 and, further on in the same batch, a record whose mapping
+    raises a non-``ValueError`` (here: a ``TypeError`` from an environment rule that is not
+    text): ``workers=1`` maps the batch in order and raises the reject; so must workers."""
+    monkeypatch.setattr(loaders, "BATCH_ITEMS", batch)
+    monkeypatch.setattr(_parallel, "CHUNK_LINES", 2)
+    monkeypatch.setattr(_parallel, "READ_BYTES", 1000)
+    rules = sl.InternalRules(environments=("default",), environment_prefixes=(1,))  # type: ignore[arg-type]
+    rows = [
+        json.loads(r)
+        for r in (export / "traces").glob("*.jsonl").__next__().read_text().splitlines()
+    ]
+    lines = [json.dumps(dict(r, environment="default")) for r in rows[:12]]
+    lines.insert(2, "{oops")
+    lines.insert(5, json.dumps(dict(rows[20], environment="production")))  # raises TypeError
+    path = tmp_path / "traces" / "mixed.jsonl"
+    path.parent.mkdir()
+    path.write_text("\n".join(lines) + "\n")
+    messages = []
+    for workers, target in ((1, sl.connect()), (2, con)):
+        with pytest.raises(sl.TraceFormatError, match=r"mixed\.jsonl, line 3: invalid JSON") as e:
+            sl.load(target, path, strict=True, workers=workers, internal=rules)
+        messages.append(str(e.value))
+        assert target.execute("SELECT count(*) FROM traces").fetchone() == (0,)
+    assert messages[0] == messages[1]
+    # Not strict, both paths raise the mapping error itself and leave nothing behind.
+    for workers, target in ((1, sl.connect()), (2, con)):
+        with pytest.raises(TypeError, match=r"startswith"):
+            sl.load(target, path, workers=workers, internal=rules)
+        assert target.execute("SELECT count(*) FROM traces").fetchone() == (0,)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    data=st.lists(
+        st.sampled_from([b"\n", b"\r\n", b"a", b"xyz" * 7, b" ", b"\xff", b"{}"]), max_size=40
+    ).map(b"".join),
+    limit=st.integers(1, 30),
+    size=st.integers(1, 40),
+)
+def test_blocks_split_into_the_bounded_lines(data, limit, size):
+    """What this process reads by blocks and a worker splits is ``bounded_lines`` exactly:
+    every line, blank and last lines, over-long lines as their size, the same numbers."""
+    got = []
+    for first, block in bounded_blocks(io.BytesIO(data), limit, size):
+        assert isinstance(block, int) or b"\n" not in block[:-1] or block.endswith(b"\n")
+        got.extend(
+            block_lines(first, block, limit) if isinstance(block, bytes) else [(first, block)]
+        )
+    assert got == list(bounded_lines(io.BytesIO(data), limit))

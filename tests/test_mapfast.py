@@ -199,17 +199,17 @@ def test_arrow_columns_do_not_depend_on_key_order(con: Any) -> None:
     trace = SHARED / "langfuse-framework-traces" / "openai-agents-2025-09-30.trace.json"
     doc = json.loads(trace.read_text())
     rows = [langfuse.map_observation(o, source_format="x") for o in doc["observations"]]
-    extra = {"source_file": "f", "loaded_at": None}
-    together = _write._arrow(columns, rows, extra)
+    together = _write.to_arrow(columns, rows, source_file="f")
     assert _write._column_values(rows) is not None
     shuffled = [dict(reversed(row.items())) for row in rows[:1]] + rows[1:]
     assert _write._column_values(shuffled) is None
-    assert _write._arrow(columns, shuffled, extra).equals(together)
+    assert _write.to_arrow(columns, shuffled, source_file="f").equals(together)
     missing = [{k: v for k, v in row.items() if k != "model"} for row in rows]
-    table = _write._arrow(columns, missing, extra)
+    table = _write.to_arrow(columns, missing, source_file="f")
     assert table.column("model").null_count == len(rows)
     assert table.column("source_file").to_pylist() == ["f"] * len(rows)
-    assert _write._arrow(columns, [], extra).num_rows == 0
+    assert table.column("loaded_at").null_count == len(rows)  # set by the merge
+    assert _write.to_arrow(columns, [], source_file="f").num_rows == 0
     assert table.schema.field("start_time").type == pa.timestamp("us")
 
 
@@ -249,3 +249,30 @@ def test_a_reload_of_a_blob_export_writes_nothing(con: Any, tmp_path: Path) -> N
         "observations": 0,
         "scores": 0,
     }
+
+
+def test_newest_version_of_an_id_wins_within_a_batch(con: Any) -> None:
+    """Repeated ids in one batch: a real trace beats a placeholder whatever its age, then
+    the newest ``source_updated_at``, then the later position; other ids keep their order."""
+    old, new = datetime(2025, 1, 1), datetime(2025, 6, 1)
+    rows = [
+        {"trace_id": "t1", "name": "stub-new", "is_stub": True, "source_updated_at": new},
+        {"trace_id": "t2", "name": "first", "is_stub": False, "source_updated_at": old},
+        {"trace_id": "t1", "name": "real-old", "is_stub": False, "source_updated_at": old},
+        {"trace_id": "t3", "name": "none", "is_stub": False, "source_updated_at": None},
+        {"trace_id": "t2", "name": "second", "is_stub": False, "source_updated_at": old},
+        {"trace_id": "t3", "name": "dated", "is_stub": False, "source_updated_at": old},
+    ]
+    rows = [dict(row, is_internal=False) for row in rows]
+    stage = _write.Stage()
+    assert _write.merge_rows(con, "traces", rows, source_file="f", stage=stage) == 3
+    assert stage.tables["traces"].column("name").to_pylist() == ["real-old", "second", "dated"]
+    got = con.execute("SELECT trace_id, name, loaded_at IS NOT NULL FROM traces ORDER BY 1")
+    assert got.fetchall() == [
+        ("t1", "real-old", True),
+        ("t2", "second", True),
+        ("t3", "dated", True),
+    ]
+    unique = [dict(row, trace_id=f"u{i}") for i, row in enumerate(rows)]
+    _write.merge_rows(con, "traces", unique, source_file="f", stage=stage)
+    assert stage.tables["traces"].column("trace_id").to_pylist() == [f"u{i}" for i in range(6)]

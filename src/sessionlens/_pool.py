@@ -27,7 +27,15 @@ from typing import Any
 
 from .errors import ConfigError
 
-__all__ = ["check_workers", "ignore_sigint", "ordered_map", "picklable", "portable", "warm_up"]
+__all__ = [
+    "check_workers",
+    "ignore_sigint",
+    "ordered_map",
+    "picklable",
+    "portable",
+    "restore",
+    "warm_up",
+]
 
 
 def picklable(obj: Any) -> str | None:
@@ -162,6 +170,19 @@ def portable(exc: Exception) -> Exception:
             return RuntimeError(f"{type(exc).__qualname__}: {exc}")
         state = {k: v for k, v in vars(exc).items() if picklable(v) is None}
         return _Rebuilt(type(exc), tuple(a for a in exc.args if picklable(a) is None), state)
+
+
+def restore(exc: Exception) -> BaseException:
+    """The error a worker passed back as :func:`portable` made it, as its own type again (for
+    a worker that returns an error as a value rather than raising it).
+
+    Examples
+    --------
+    >>> from sessionlens.errors import ConfigError
+    >>> restore(portable(ConfigError("workers", "bad")))
+    ConfigError('workers: bad')
+    """
+    return exc.rebuild() if isinstance(exc, _Rebuilt) else exc
 
 
 class _Rebuilt(Exception):

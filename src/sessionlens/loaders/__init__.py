@@ -29,25 +29,41 @@ from ..errors import TraceFormatError
 # Importing a format's module registers its reader (detection asks them in this order).
 from . import _write, langfuse, otlp, phoenix, planner, transcripts  # noqa: F401
 from ._limits import DEFAULT_MAX_RECORD_BYTES, check_limit
-from ._normalize import InternalRules, row_hash
+from ._mapping import (
+    TAG_NONE,
+    TAG_OBSERVATION,
+    TAG_REJECT,
+    TAG_SCORE,
+    TAG_TRACE,
+    map_items,
+    map_tagged,
+)
+from ._normalize import InternalRules
 from .files import FORMATS, expand_paths, read_items
 from .phoenix import load_spans_dataframe
 
 __all__ = [
     "DEFAULT_MAX_RECORD_BYTES",
     "FORMATS",
+    "TAG_NONE",
+    "TAG_OBSERVATION",
+    "TAG_REJECT",
+    "TAG_SCORE",
+    "TAG_TRACE",
     "FileResult",
     "InternalRules",
     "LoadResult",
     "load",
     "load_spans_dataframe",
     "map_items",
+    "map_tagged",
     "write_file",
     "write_stream",
 ]
 
-_EXCERPT = 200
-Batch = tuple[dict[str, list[dict[str, Any]]], list[tuple[str, str, str]]]
+#: A batch's rows per table (row dicts, or their Arrow table from ``_write.to_arrow``) and
+#: its rejects ``(locator, reason, excerpt)``.
+Batch = tuple[dict[str, Any], list[tuple[str, str, str]]]
 
 
 @dataclass
@@ -81,146 +97,6 @@ class LoadResult:
             "observations": sum(f.observations for f in self.files),
             "scores": sum(f.scores for f in self.files),
         }
-
-
-def _excerpt(record: Any) -> str:
-    text = repr(record)
-    return text if len(text) <= _EXCERPT else text[: _EXCERPT - 1] + "…"
-
-
-_ROW_HASHED = {
-    "traces": langfuse.TRACE_HASHED,
-    "observations": langfuse.OBSERVATION_HASHED,
-    "scores": None,
-}
-
-
-def _canonical(table: str, record: Any) -> dict[str, Any]:
-    if not isinstance(record, dict):
-        raise ValueError(f"expected a {table} row, got {type(record).__name__}")
-    row = dict(record)
-    hashed = _ROW_HASHED[table]
-    if hashed is not None:
-        row["row_hash"] = row_hash(row.get(k) for k in hashed)
-    return row
-
-
-def _check_text(row: dict[str, Any]) -> dict[str, Any]:
-    # A lone surrogate (JSON "\ud800") decodes into a Python str but is not Unicode text;
-    # rejecting the record here keeps it from aborting the whole file at write time.
-    # ``isascii`` is a flag lookup: only the rare non-ASCII text is actually encoded.
-    for key, value in row.items():
-        if type(value) is str:
-            if value.isascii():
-                continue
-        elif not isinstance(value, (str, list)):
-            continue  # NULL, numbers, times
-        for item in value if isinstance(value, list) else (value,):
-            if isinstance(item, str) and not item.isascii():
-                _check_unicode(key, item)
-    return row
-
-
-def _check_unicode(key: str, value: str) -> None:
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValueError(f"{key}: contains a lone surrogate, not valid text") from None
-
-
-def map_items(
-    path: str,
-    fmt: str,
-    items: Iterable[langfuse.Item],
-    *,
-    rules: InternalRules,
-    strict: bool,
-) -> tuple[dict[str, list[dict[str, Any]]], list[tuple[str, str, str]]]:
-    """Map ``(kind, locator, record)`` items to canonical rows and rejects.
-
-    Readers of every format feed this: Langfuse-shaped records go through the Langfuse
-    mappers, ``*_row`` items are canonical already and only get their content hash.
-    """
-    return map_tagged(path, fmt, items, rules=rules, strict=strict, tags=None)
-
-
-#: What one item became, in the ``tags`` of :func:`map_tagged`: a byte per item.
-TAG_NONE, TAG_TRACE, TAG_OBSERVATION, TAG_SCORE, TAG_REJECT = range(5)
-_TABLE_TAG = {"traces": TAG_TRACE, "observations": TAG_OBSERVATION, "scores": TAG_SCORE}
-
-
-def map_tagged(
-    path: str,
-    fmt: str,
-    items: Iterable[langfuse.Item],
-    *,
-    rules: InternalRules,
-    strict: bool,
-    tags: bytearray | None,
-) -> tuple[dict[str, list[dict[str, Any]]], list[tuple[str, str, str]]]:
-    """:func:`map_items`, also appending to ``tags`` (if given) one ``TAG_*`` byte per item.
-
-    The tags say which list each item's output went to (or none: a repeated or empty
-    placeholder, a placeholder's own error), so mapped items can be cut into batches
-    afterwards exactly as if each batch had been mapped alone (``loaders._parallel``).
-
-    Examples
-    --------
-    >>> tags = bytearray()
-    >>> items = [("error", "line 1", "not JSON"), ("score", "line 2", {"id": "s1"})]
-    >>> rows, rejected = map_tagged("x.jsonl", "langfuse-blob", items,
-    ...     rules=InternalRules(), strict=False, tags=tags)
-    >>> list(tags) == [TAG_REJECT, TAG_SCORE], len(rows["scores"]), rejected[0][:2]
-    (True, 1, ('line 1', 'not JSON'))
-    """
-    rows: dict[str, list[dict[str, Any]]] = {"traces": [], "observations": [], "scores": []}
-    rejected: list[tuple[str, str, str]] = []
-    # Placeholder traces by what they are made of: every observation row of a trace repeats
-    # the trace's fields, and an equal key gives an equal row, so it is mapped once.
-    stubs: dict[tuple[Any, ...], dict[str, Any]] = {}
-    for kind, where, record in items:
-        tag = TAG_NONE
-        try:
-            if kind == "error":
-                raise ValueError(str(record))
-            if kind == "trace":
-                row = langfuse.map_trace(record, rules=rules, source_format=fmt)
-                rows["traces"].append(_check_text(row))
-                tag = TAG_TRACE
-            elif kind == "stub":
-                key = langfuse.stub_key(record)
-                stub = stubs.get(key) if key is not None else None
-                if stub is None:
-                    stub = langfuse.map_stub_trace(record, rules=rules, source_format=fmt)
-                    if stub is not None:
-                        _check_text(stub)
-                        if key is not None:
-                            stubs[key] = stub
-                if stub is not None:
-                    rows["traces"].append(stub)
-                    tag = TAG_TRACE
-            elif kind == "observation":
-                row = langfuse.map_observation(record, source_format=fmt)
-                rows["observations"].append(_check_text(row))
-                tag = TAG_OBSERVATION
-            elif kind == "score":
-                rows["scores"].append(_check_text(langfuse.map_score(record)))
-                tag = TAG_SCORE
-            elif kind.endswith("_row") and kind[:-4] + "s" in rows:
-                table = kind[:-4] + "s"
-                rows[table].append(_check_text(_canonical(table, record)))
-                tag = _TABLE_TAG[table]
-            else:
-                raise ValueError(f"unknown item kind {kind!r}")
-        except ValueError as exc:
-            if strict:
-                raise TraceFormatError(path, where, str(exc)) from exc
-            if kind != "stub":  # the observation itself reports the same problem
-                rejected.append((where, str(exc), _excerpt(record if kind != "error" else "")))
-                tag = TAG_REJECT
-        if tags is not None:
-            tags.append(tag)
-    return rows, rejected
 
 
 #: Items mapped and merged at a time: bounds the Python rows of a file in memory.
@@ -387,7 +263,14 @@ def load(
     {'traces': 0, 'observations': 0, 'scores': 0}
     """
     # Imported here: the module imports the mapping functions above from this package.
-    from ._parallel import parallel_batches, parallel_rebuild, plan_workers, pooled, start
+    from ._parallel import (
+        one_thread,
+        parallel_batches,
+        parallel_rebuild,
+        plan_workers,
+        pooled,
+        start,
+    )
 
     if isinstance(paths, (str, Path)):
         paths = [paths]
@@ -407,13 +290,24 @@ def load(
             file_result = FileResult(path, fmt)
             if pooled(src, fmt, plan):
                 batches = parallel_batches(
-                    src, fmt, rules=rules, strict=strict, workers=plan[0], batch_items=BATCH_ITEMS
+                    src,
+                    fmt,
+                    rules=rules,
+                    strict=strict,
+                    workers=plan[0],
+                    batch_items=BATCH_ITEMS,
+                    columns={
+                        t: _write.table_columns(con, t)
+                        for t in ("traces", "observations", "scores")
+                    },
                 )
+                threads: contextlib.AbstractContextManager[None] = one_thread(con)
             else:
                 batches = _batches(path, fmt, items, rules=rules, strict=strict)
+                threads = contextlib.nullcontext()
             rebuild = functools.partial(parallel_rebuild, plan=plan, most=REBUILD_SESSIONS)
-            # Rolled back whole if reading fails.
-            write_stream(con, path, batches, file_result, rebuild=rebuild)
+            with threads:  # rolled back whole (before the setting returns) if reading fails
+                write_stream(con, path, batches, file_result, rebuild=rebuild)
         except TraceFormatError as exc:
             if strict:
                 raise

@@ -99,6 +99,69 @@ def bounded_lines(raw: IO[bytes], limit: int) -> Iterator[tuple[int, bytes | int
             yield number, line
 
 
+def bounded_blocks(raw: IO[bytes], limit: int, size: int) -> Iterator[tuple[int, bytes | int]]:
+    """:func:`bounded_lines` read ``size`` bytes at a time: ``(first line number, whole lines)``
+    blocks, and ``(line number, size)`` for a line over ``limit`` (never held whole).
+
+    A worker process turns a block back into those lines with :func:`block_lines`, so that
+    this process reads a big file without making an object per line
+    (``loaders._parallel``). A last line without a newline comes as a block of its own.
+
+    >>> import io
+    >>> data = b"ab\\n\\n" + b"x" * 10 + b"\\ncd\\nef"
+    >>> list(bounded_blocks(io.BytesIO(data), 4, 3))
+    [(1, b'ab\\n'), (2, b'\\n'), (3, 10), (4, b'cd\\n'), (5, b'ef')]
+    >>> lines = [line for first, block in bounded_blocks(io.BytesIO(data), 4, 3)
+    ...          for line in (block_lines(first, block, 4) if isinstance(block, bytes)
+    ...                       else [(first, block)])]
+    >>> lines == list(bounded_lines(io.BytesIO(data), 4))
+    True
+    """
+    number = 1  # of the next line
+    carry = b""  # the start of a line whose newline is not read yet
+    while True:
+        data = raw.read(size)
+        carry += data
+        cut = carry.rfind(b"\n") + 1
+        if cut:
+            yield number, carry[:cut]
+            number += carry.count(b"\n", 0, cut)
+            carry = carry[cut:]
+        if not data:
+            if carry:
+                yield number, carry
+            return
+        if len(carry) > limit:  # over the limit whatever follows: count the rest of it
+            total, carry = len(carry), b""
+            while data:
+                data = raw.read(size)
+                end = data.find(b"\n")
+                if end >= 0:
+                    total, carry = total + end, data[end + 1 :]
+                    break
+                total += len(data)
+            yield number, total
+            number += 1
+
+
+def block_lines(first: int, block: bytes, limit: int) -> list[tuple[int, bytes | int]]:
+    """The ``(line number, line or size)`` of a block from :func:`bounded_blocks`, numbered
+    from ``first``: what :func:`bounded_lines` yields for the same bytes.
+
+    >>> block_lines(7, b"ab\\n\\nabcdef\\n", 4)
+    [(7, b'ab\\n'), (8, b'\\n'), (9, 6)]
+    """
+    lines = block.split(b"\n")
+    last = lines.pop()  # b"" when the block ends with a newline
+    out: list[tuple[int, bytes | int]] = [
+        (first + i, line + b"\n" if len(line) <= limit else len(line))
+        for i, line in enumerate(lines)
+    ]
+    if last:
+        out.append((first + len(lines), last if len(last) <= limit else len(last)))
+    return out
+
+
 def read_at_most(raw: IO[bytes], limit: int) -> bytes | None:
     """Read a whole stream if it is at most ``limit`` bytes, else ``None`` (reading no more).
 

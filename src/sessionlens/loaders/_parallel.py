@@ -6,65 +6,70 @@
 :func:`sessionlens._pool.ordered_map` (``forkserver``, bounded, in order), while this process
 keeps the file's one DuckDB transaction:
 
-- this process only reads raw lines (:func:`~sessionlens.loaders.files.jsonl_lines`, a few
-  % of the mapping's cost) and sends chunks of them; pickling parsed records instead
-  costs about 60 % of mapping them, which would leave little to gain on two cores;
-- a worker decodes its lines and maps their items exactly as the serial path does
-  (:func:`~sessionlens.loaders.files.jsonl_record`, :func:`~sessionlens.loaders.files.row_items`,
-  :func:`~sessionlens.loaders.map_tagged`), and says with one byte per item where each
-  item's output went;
-- :class:`_Cutter` re-cuts the results into batches of ``BATCH_ITEMS`` items, the batches
+- this process only reads raw bytes, blocks of whole lines of a plain file
+  (:func:`~sessionlens.loaders.files.jsonl_blocks`) or a gzipped file's lines, and sends
+  chunks of them; pickling parsed records instead costs about 60 % of mapping them;
+- a worker splits and decodes its lines and maps their items exactly as the serial path
+  does (:func:`~sessionlens.loaders.files.jsonl_record`,
+  :func:`~sessionlens.loaders.files.row_items`, :func:`~sessionlens.loaders.map_tagged`),
+  says with one byte per item where each item's output went, and sends the rows back as
+  Arrow tables (``_write.to_arrow``): cheaper to receive than Python rows, and what the
+  merge stages anyway;
+- :class:`~._mapping.Cutter` re-cuts the results into batches of ``BATCH_ITEMS`` items, the batches
   the serial path maps and merges one by one: merging sees the same rows in the same batches
-  (newest-wins, placeholders, written counts and rejects are those of ``workers=1``);
-- a strict reject or an unreadable file raises what the serial path raises: when both
-  happen, the serial path raises the read error if it came while reading the reject's batch.
+  (newest-wins, placeholders, written counts and rejects are those of ``workers=1``), with
+  DuckDB on one thread (:func:`one_thread`), the cores being the workers';
+- a strict reject, a mapper's error or an unreadable file raises what the serial path
+  raises: the first item that fails to map wins (later chunks may fail too, the serial
+  path never maps them), unless reading its batch fails.
 
 Formats whose reader needs the whole file (OpenTelemetry spans roll up across lines),
 JSON documents, CSV and Parquet are mapped in this process as before.
 
-After the rows, :func:`parallel_rebuild` runs the Python pass of the derived tables
-(:func:`~sessionlens.analysis.derived.derive`) on workers, slice of sessions by slice, for
-any file. :func:`plan_workers` decides how many processes, :func:`pooled` which files; each
+After the rows, :func:`~._rebuild.parallel_rebuild` runs the Python pass of the derived
+tables (:func:`~sessionlens.analysis.derived.derive`) on workers, slice of sessions by slice,
+for any file. :func:`plan_workers` decides how many processes, :func:`pooled` which files; each
 file (and each rebuild) uses its own pool, forked from the one fork server (:func:`start`).
 """
 
 from __future__ import annotations
 
-import math
+import contextlib
 import os
 import pickle
-from collections import deque
 from collections.abc import Generator, Iterator
 from typing import Any, cast
 
 import duckdb
 import pyarrow as pa
 
-from .._pool import check_workers, ignore_sigint, ordered_map, picklable, portable, warm_up
+from .._pool import (
+    check_workers,
+    ignore_sigint,
+    ordered_map,
+    picklable,
+    portable,
+    restore,
+    warm_up,
+)
 from .._pypass import _cpus, _main_guarded
-from ..analysis.derived import clear_derived, derive, events_sql, insert_derived
-from ..analysis.transcript import Transcriber
 from ..errors import ConfigError, TraceFormatError
 
 # The package imports this module only inside ``load``, so the names below exist by then.
-from . import (
-    TAG_OBSERVATION,
-    TAG_REJECT,
-    TAG_SCORE,
-    TAG_TRACE,
-    _gc_paused,
-    map_tagged,
-    planner,
-    transcripts,
-)
+from . import _gc_paused, planner, transcripts
+from ._limits import block_lines
+from ._mapping import Cutter, map_tagged
 from ._normalize import InternalRules
-from .files import SourceFile, jsonl_lines, jsonl_record, row_items
+from ._rebuild import AUTO_MIN_SESSIONS, parallel_rebuild
+from ._write import to_arrow
+from .files import SourceFile, jsonl_blocks, jsonl_lines, jsonl_record, row_items
 
 __all__ = [
     "AUTO_MIN_BYTES",
     "AUTO_MIN_CPUS",
     "AUTO_MIN_SESSIONS",
     "ROW_LOCAL",
+    "one_thread",
     "parallel_batches",
     "parallel_rebuild",
     "plan_workers",
@@ -97,18 +102,17 @@ _GZIP_RATIO = 5
 #: ``2 x workers`` chunks in flight keep the workers busy and memory small.
 CHUNK_LINES = 1000
 CHUNK_BYTES = 2 * 2**20
+#: A plain file is read this many bytes at a time, and chunks are whole reads.
+READ_BYTES = 2**16
 #: Chunks in flight beyond ``2 x workers``: the workers keep mapping while this process
 #: merges a batch (about ten chunks of Langfuse observations).
 AHEAD = 8
 
-#: With ``workers=None``, rebuild the derived tables on workers from this many sessions
-#: (about 1 ms of Python each, against ~1.3 s to start the fork server if no file needed it).
-AUTO_MIN_SESSIONS = 2000
-#: Sessions per rebuild task: at most ``REBUILD_SESSIONS``, at least this, and else a
-#: quarter of the sessions per worker, so every worker gets a few.
-REBUILD_MIN_SLICE = 50
 
 Rows = dict[str, list[dict[str, Any]]]
+#: A task's raw lines: ``(number, line or size)`` each, or ``(first number, block)``.
+Lines = list[tuple[int, bytes | int]] | tuple[int, bytes]
+Tables = dict[str, pa.Table]
 Rejects = list[tuple[str, str, str]]
 _TABLES = ("traces", "observations", "scores")
 
@@ -165,6 +169,34 @@ def pooled(src: SourceFile, fmt: str, plan: tuple[int, int]) -> bool:
     return fmt in ROW_LOCAL and _big_enough(src, plan)
 
 
+@contextlib.contextmanager
+def one_thread(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """Run this process's DuckDB statements on one thread while workers keep the cores busy.
+
+    With mapping on workers, this process runs many small statements (a batch's merge, a
+    slice's events): on more threads they cost about twice the CPU for little gain in time,
+    CPU the workers then lack (a 10k-session export with 2 workers: 13.3 -> 10.8 CPU s in
+    this process). The setting is the database's, so the caller enters this outside the
+    file's transaction (a statement in an aborted one fails); it is restored on the way out.
+
+    Examples
+    --------
+    >>> con = duckdb.connect()
+    >>> _ = con.execute("SET threads = 2")
+    >>> with one_thread(con):
+    ...     con.execute("SELECT current_setting('threads')").fetchone()
+    (1,)
+    >>> con.execute("SELECT current_setting('threads')").fetchone()
+    (2,)
+    """
+    row = con.execute("SELECT current_setting('threads')").fetchone()
+    con.execute("SET threads = 1")
+    try:
+        yield
+    finally:
+        con.execute(f"SET threads = {int(row[0]) if row else 1}")
+
+
 def _big_enough(src: SourceFile, plan: tuple[int, int]) -> bool:
     processes, min_bytes = plan
     if processes < 2 or src.container != "jsonl":
@@ -186,8 +218,13 @@ def parallel_batches(
     strict: bool,
     workers: int,
     batch_items: int,
-) -> Iterator[tuple[Rows, Rejects]]:
+    columns: dict[str, list[tuple[str, str]]],
+) -> Iterator[tuple[Tables, Rejects]]:
     """The batches ``loaders._batches`` yields for ``src``, mapped on ``workers`` processes.
+
+    Their rows come as the Arrow tables ``_write.to_arrow`` makes with ``columns`` (each
+    table's, from ``_write.table_columns``): workers convert what they map, which costs this
+    process less to receive than Python rows and leaves it only the merge.
 
     Raises
     ------
@@ -197,7 +234,7 @@ def parallel_batches(
         A worker process died.
     """
     failed: list[Exception] = []
-    payload = pickle.dumps((src, fmt, rules, strict))
+    payload = pickle.dumps((src, fmt, rules, strict, columns))
     results = cast(  # a generator: closing it stops the workers
         Generator[Any, None, None],
         ordered_map(
@@ -210,9 +247,12 @@ def parallel_batches(
             ahead=2 * workers + AHEAD,
         ),
     )
-    cutter = _Cutter(batch_items)
-    reject: TraceFormatError | None = None
-    seen = need = 0  # items read so far; with a reject, the items its batch needs
+    cutter = Cutter(batch_items)
+    # The first item whose mapping failed (a strict reject, or any other error a mapper
+    # raised): the serial path raises it once its batch has been read whole, and never maps
+    # the items after it, so a mapping error in a later chunk is not looked at.
+    failure: BaseException | None = None
+    seen = need = 0  # items read so far; with a failure, the items its batch needs
     try:
         while True:
             with _gc_paused():  # reading and unpickling rows: acyclic garbage, as in _batches
@@ -220,63 +260,60 @@ def parallel_batches(
             if result is None:
                 break
             n_items, tags, rows, rejected, error = result
-            if reject is None and error is None:
+            if failure is None and error is None:
                 yield from cutter.add(tags, rows, rejected)
-            elif reject is None:  # the file rolls back: its last rows need no merging
-                reject = TraceFormatError(str(src.path), *error)
+            elif failure is None:  # the file rolls back: its last rows need no merging
+                if isinstance(error, tuple):
+                    failure = TraceFormatError(str(src.path), *error)
+                else:
+                    failure = restore(error)
                 need = ((seen + len(tags)) // batch_items + 1) * batch_items
             seen += n_items
-            if reject is not None and seen >= need:
-                raise reject  # its batch was read whole: mapping it raises first
+            if failure is not None and seen >= need:
+                raise failure  # its batch was read whole: mapping it raises first
     finally:
         results.close()  # on an early exit, stops the workers now
     if failed:
         raise failed[0]
-    if reject is not None:
-        raise reject
+    if failure is not None:
+        raise failure
     yield from cutter.flush()
 
 
-class _Cutter:
-    """Re-cuts mapped chunks (rows, rejects and a tag per item) into batches of ``size`` items."""
+def _line_chunks(src: SourceFile, failed: list[Exception]) -> Iterator[tuple[Lines]]:
+    """Tasks of raw lines; a read error ends them and goes to ``failed`` (raised in order).
 
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self._reset()
-
-    def _reset(self) -> None:
-        self.rows: Rows = {table: [] for table in _TABLES}
-        self.rejected: Rejects = []
-        self.items = 0
-
-    def add(self, tags: bytes, rows: Rows, rejected: Rejects) -> Iterator[tuple[Rows, Rejects]]:
-        taken = dict.fromkeys(_TABLES, 0)
-        taken_rejects = pos = 0
-        while pos < len(tags):
-            end = pos + min(self.size - self.items, len(tags) - pos)
-            for table, tag in zip(_TABLES, (TAG_TRACE, TAG_OBSERVATION, TAG_SCORE), strict=True):
-                count = tags.count(tag, pos, end)
-                self.rows[table].extend(rows[table][taken[table] : taken[table] + count])
-                taken[table] += count
-            count = tags.count(TAG_REJECT, pos, end)
-            self.rejected.extend(rejected[taken_rejects : taken_rejects + count])
-            taken_rejects += count
-            self.items += end - pos
-            pos = end
-            if self.items == self.size:
-                yield self.rows, self.rejected
-                self._reset()
-
-    def flush(self) -> Iterator[tuple[Rows, Rejects]]:
-        if self.items:
-            yield self.rows, self.rejected
-            self._reset()
+    A plain file goes in blocks of whole lines (:func:`~.files.jsonl_blocks`: no object per
+    line here, one bytes object to send); a gzipped one line by line, so that a damaged
+    stream ends the tasks at the line where the serial path's reading stops too.
+    """
+    if src.gzipped:
+        yield from _gzip_chunks(src, failed)
+        return
+    blocks: list[bytes] = []
+    first = lines = size = 0
+    try:
+        for number, block in jsonl_blocks(src, READ_BYTES):
+            if isinstance(block, int):  # an over-long line, as its size
+                if blocks:
+                    yield ((first, b"".join(blocks)),)
+                    blocks, lines, size = [], 0, 0
+                yield ([(number, block)],)
+                continue
+            first = first if blocks else number
+            blocks.append(block)
+            lines += block.count(b"\n")
+            size += len(block)
+            if lines >= CHUNK_LINES or size >= CHUNK_BYTES:
+                yield ((first, b"".join(blocks)),)
+                blocks, lines, size = [], 0, 0
+    except Exception as exc:  # the serial path raises it after the items read before it
+        failed.append(exc)
+    if blocks:
+        yield ((first, b"".join(blocks)),)
 
 
-def _line_chunks(
-    src: SourceFile, failed: list[Exception]
-) -> Iterator[tuple[list[tuple[int, bytes | int]]]]:
-    """Tasks of raw lines; a read error ends them and goes to ``failed`` (raised in order)."""
+def _gzip_chunks(src: SourceFile, failed: list[Exception]) -> Iterator[tuple[Lines]]:
     chunk: list[tuple[int, bytes | int]] = []
     size = 0
     try:
@@ -294,7 +331,9 @@ def _line_chunks(
 
 #: Worker state from :func:`_init_worker`: ``(src, fmt, rules, strict)``, or the error that
 #: made it impossible, raised with the first chunk.
-_STATE: tuple[SourceFile, str, InternalRules, bool] | Exception | None = None
+_STATE: (
+    tuple[SourceFile, str, InternalRules, bool, dict[str, list[tuple[str, str]]]] | Exception | None
+) = None
 
 
 def _init_worker(payload: bytes) -> None:
@@ -311,77 +350,39 @@ def _init_worker(payload: bytes) -> None:
 
 
 def _map_lines(
-    lines: list[tuple[int, bytes | int]],
-) -> tuple[int, bytes, Rows, Rejects, tuple[str, str] | None]:
-    """Worker side: ``(items, tags, rows, rejects, strict reject)`` of one chunk of lines.
+    lines: Lines,
+) -> tuple[int, bytes, Tables, Rejects, tuple[str, str] | Exception | None]:
+    """Worker side: ``(items, tags, tables, rejects, failure)`` of one chunk of lines.
 
-    A strict reject comes back as ``(locator, reason)`` with the chunk's item count, not
-    raised, so that the parent can tell which of it and a read error the serial path meets
-    first.
+    The chunk's items are all read before any is mapped, as the serial path reads a batch:
+    an error reading them is raised. The first mapping failure comes back with the chunk's
+    item count, not raised, so that the parent can tell which failure the serial path meets
+    first: a strict reject as ``(locator, reason)``, any other error (a mapper's bug) as
+    itself (:func:`~sessionlens._pool.portable`).
     """
     state = _STATE
     try:
         if not isinstance(state, tuple):
             raise state or RuntimeError("worker not initialised")
-        src, fmt, rules, strict = state
+        src, fmt, rules, strict, columns = state
+        if isinstance(lines, tuple):  # a block of whole lines from its first line's number
+            lines = block_lines(*lines, src.max_record_bytes)
         records = (
             row for number, line in lines if (row := jsonl_record(src, number, line)) is not None
         )
-        items = iter(row_items(src, fmt, records))
         tags = bytearray()
         with _gc_paused():
+            items = list(row_items(src, fmt, records))
             try:
                 rows, rejected = map_tagged(
                     str(src.path), fmt, items, rules=rules, strict=strict, tags=tags
                 )
             except TraceFormatError as exc:
-                n_items = len(tags) + 1 + sum(1 for _ in items)
-                return n_items, bytes(tags), {}, [], (exc.locator, exc.reason)
-        return len(tags), bytes(tags), rows, rejected, None
-    except Exception as exc:
-        raise portable(exc) from None
-
-
-def parallel_rebuild(
-    con: duckdb.DuckDBPyConnection, ids: list[str], *, plan: tuple[int, int], most: int
-) -> bool:
-    """Rebuild ``tool_calls`` and ``conversation_turns`` of sessions ``ids`` on workers.
-
-    This process clears each slice of sessions and runs its events query (DuckDB), a worker
-    runs :func:`~sessionlens.analysis.derived.derive` over the rows (the Python pass), and
-    this process inserts the results, slice by slice in order. Sessions are independent in
-    the rebuild (it starts over at each one), so slices of any size give the same rows.
-    Returns ``False`` (nothing done) when ``plan`` keeps the rebuild in this process.
-    """
-    processes, min_bytes = plan
-    if processes < 2 or (min_bytes and len(ids) < AUTO_MIN_SESSIONS):
-        return False
-    size = max(REBUILD_MIN_SLICE, min(most, math.ceil(len(ids) / (4 * processes))))
-    scopes: deque[tuple[str, dict[str, Any]]] = deque()
-
-    def tasks() -> Iterator[tuple[pa.Table]]:
-        for start in range(0, len(ids), size):
-            scope, params = clear_derived(con, ids[start : start + size])
-            scopes.append((scope, params))
-            yield (con.execute(events_sql(scope), params).to_arrow_table(),)
-
-    results = ordered_map(
-        _derive_slice,
-        tasks(),
-        workers=processes,
-        initializer=ignore_sigint,
-        initargs=(),
-        preload=__name__,
-    )
-    for calls, transcript in results:
-        insert_derived(con, calls, transcript, *scopes.popleft())
-    return True
-
-
-def _derive_slice(events: pa.Table) -> tuple[pa.Table, Transcriber]:
-    """Worker side: a slice's events query rows in, its tool calls and transcript out."""
-    try:
-        with _gc_paused():
-            return derive(zip(*(column.to_pylist() for column in events.columns), strict=True))
+                return len(items), bytes(tags), {}, [], (exc.locator, exc.reason)
+            except Exception as exc:
+                return len(items), bytes(tags), {}, [], portable(exc)
+            path = str(src.path)
+            tables = {t: to_arrow(columns[t], rows[t], source_file=path) for t in _TABLES}
+        return len(tags), bytes(tags), tables, rejected, None
     except Exception as exc:
         raise portable(exc) from None

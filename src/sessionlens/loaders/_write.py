@@ -18,6 +18,7 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from .._arrow_sql import ARROW, execute_arrow, select_arrow
 
@@ -27,6 +28,8 @@ __all__ = [
     "drop_touched",
     "fill_trace_times",
     "merge_rows",
+    "table_columns",
+    "to_arrow",
     "touched_trace_ids",
     "write_errors",
 ]
@@ -60,21 +63,41 @@ def _q(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def _arrow(
-    columns: list[tuple[str, str]], rows: Sequence[dict[str, Any]], extra: dict[str, Any]
+def table_columns(con: duckdb.DuckDBPyConnection, table: str) -> list[tuple[str, str]]:
+    """``(name, type)`` of ``table``'s columns, what :func:`to_arrow` builds.
+
+    >>> from sessionlens.store import connect
+    >>> table_columns(connect(), "scores")[:2]
+    [('score_id', 'VARCHAR'), ('trace_id', 'VARCHAR')]
+    """
+    return _columns(con, table)
+
+
+def to_arrow(
+    columns: list[tuple[str, str]], rows: Sequence[dict[str, Any]], *, source_file: str
 ) -> pa.Table:
-    """``rows`` as an Arrow table with the table's columns, ``extra`` constant, ``_pos``."""
+    """``rows`` as an Arrow table with ``columns`` (:func:`table_columns`), as
+    :func:`merge_rows` stages them: ``source_file`` set, ``loaded_at`` left for the merge.
+
+    Worker processes call this on the rows they map (``loaders._parallel``), so that this
+    process receives Arrow buffers rather than unpickling and converting Python rows.
+
+    >>> to_arrow([("id", "TEXT"), ("n", "BIGINT"), ("source_file", "TEXT")],
+    ...          [{"id": "a", "n": 1}], source_file="f").to_pylist()
+    [{'id': 'a', 'n': 1, 'source_file': 'f'}]
+    """
     values = _column_values(rows)
     arrays = {}
     for name, dtype in columns:
         kind = _TYPES.get(dtype, pa.string())
-        if name in extra:
-            arrays[name] = pa.array([extra[name]] * len(rows), type=kind)
+        if name == "source_file":
+            arrays[name] = pa.array([source_file] * len(rows), type=kind)
+        elif name == "loaded_at":
+            arrays[name] = pa.nulls(len(rows), type=kind)
         elif values is None:
             arrays[name] = pa.array([row.get(name) for row in rows], type=kind)
         else:
             arrays[name] = pa.array(values.get(name, [None] * len(rows)), type=kind)
-    arrays["_pos"] = pa.array(range(len(rows)), type=pa.int64())
     return pa.table(arrays)
 
 
@@ -113,39 +136,37 @@ class Stage:
 def merge_rows(
     con: duckdb.DuckDBPyConnection,
     table: str,
-    rows: Sequence[dict[str, Any]],
+    rows: Sequence[dict[str, Any]] | pa.Table,
     *,
     source_file: str,
     stage: Stage,
 ) -> int:
     """Merge ``rows`` into ``table`` (traces, observations or scores); return rows written.
 
+    ``rows`` are canonical row dicts, or the Arrow table :func:`to_arrow` made of them.
     Within the batch the newest ``source_updated_at`` per id wins (a real trace before a
     placeholder, a later position on ties); against the table the incoming row replaces the
     stored one if it is newer, or as new but with other content. The deduplicated batch is
     kept in ``stage`` for :func:`attach_orphans` and :func:`touched_trace_ids`.
     """
     stage.tables.pop(table, None)
-    if not rows:
+    if not len(rows):
         return 0
     key = _KEYS[table]
     columns = _columns(con, table)
     names = [name for name, _ in columns]
-    extra = {"source_file": source_file, "loaded_at": None}
-    stub_first = "is_stub ASC, " if table == "traces" else ""
-    staged = select_arrow(
-        con,
-        f"SELECT * EXCLUDE (_pos) REPLACE (now()::TIMESTAMP AS loaded_at) FROM {ARROW} "
-        f"QUALIFY row_number() OVER (PARTITION BY {_q(key)} ORDER BY {stub_first}"
-        f"source_updated_at DESC NULLS LAST, _pos DESC) = 1",
-        _arrow(columns, rows, extra),
-    )
+    if not isinstance(rows, pa.Table):
+        rows = to_arrow(columns, rows, source_file=source_file)
+    staged = _newest(con, rows, key, stubs=table == "traces")
     stage.tables[table] = staged
     target = _q(table)
     # ``session_id`` is left to session grouping, which must see the old value to know which
     # sessions' derived rows to rebuild.
+    # ``loaded_at`` is the transaction's start (DuckDB's ``now()``), as for every batch.
     updates = ", ".join(
-        f"{_q(n)} = excluded.{_q(n)}" for n in names if n not in (key, "session_id")
+        f"{_q(n)} = {'now()::TIMESTAMP' if n == 'loaded_at' else 'excluded.' + _q(n)}"
+        for n in names
+        if n not in (key, "session_id")
     )
     newer = (
         f"coalesce(excluded.source_updated_at, '-infinity'::TIMESTAMP) > "
@@ -167,11 +188,9 @@ def merge_rows(
         guard = f"({newer} OR {changed})"
     else:
         guard = newer
-    if table == "traces":
-        # The effective session id starts as the exported one; grouping refines it later.
-        select = f"SELECT * REPLACE (source_session_id AS session_id) FROM {ARROW}"
-    else:
-        select = f"SELECT * FROM {ARROW}"
+    # The effective session id starts as the exported one; grouping refines it later.
+    session = ", source_session_id AS session_id" if table == "traces" else ""
+    select = f"SELECT * REPLACE (now()::TIMESTAMP AS loaded_at{session}) FROM {ARROW}"
     # Two statements rather than ``INSERT ... ON CONFLICT DO UPDATE``: DuckDB keeps an
     # upsert's rows in transaction-local memory until commit, so a multi-GB file grew memory
     # with its size; a plain insert of new ids is written to the database file as row groups
@@ -189,6 +208,31 @@ def merge_rows(
         staged,
     )
     return sum(int(r[0][0]) for r in (updated, inserted) if r)
+
+
+def _newest(con: duckdb.DuckDBPyConnection, rows: pa.Table, key: str, *, stubs: bool) -> pa.Table:
+    """``rows`` without the versions that lose to another of the same id, in their order.
+
+    The winner per id: a real trace before a placeholder (``stubs``), then the newest
+    ``source_updated_at``, then the later position. Most batches repeat no id, which one
+    count of distinct ids tells; the others pick their winners' positions in DuckDB from
+    the few columns that decide, not from whole rows.
+    """
+    ids = rows.column(key)
+    if pc.count_distinct(ids, mode="all").as_py() == rows.num_rows:
+        return rows
+    decide = {key: ids, "source_updated_at": rows.column("source_updated_at")}
+    if stubs:
+        decide["is_stub"] = rows.column("is_stub")
+    decide["_pos"] = pa.array(range(rows.num_rows), type=pa.int64())
+    stub_first = "is_stub ASC, " if stubs else ""
+    winners = select_arrow(
+        con,
+        f"SELECT _pos FROM {ARROW} QUALIFY row_number() OVER (PARTITION BY {_q(key)} "
+        f"ORDER BY {stub_first}source_updated_at DESC NULLS LAST, _pos DESC) = 1 ORDER BY _pos",
+        pa.table(decide),
+    )
+    return rows.take(winners.column("_pos"))
 
 
 def attach_orphans(con: duckdb.DuckDBPyConnection, source_file: str, stage: Stage) -> int:

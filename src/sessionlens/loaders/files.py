@@ -23,6 +23,7 @@ import pyarrow.parquet as pq
 from ..errors import TraceFormatError, UnknownFormatError
 from . import langfuse
 from ._limits import (
+    bounded_blocks,
     bounded_lines,
     bounded_text,
     parquet_rows,
@@ -227,6 +228,24 @@ def jsonl_lines(src: SourceFile) -> Iterator[tuple[int, bytes | int]]:
     with _open_bytes(src) as raw:
         try:
             yield from bounded_lines(raw, src.max_record_bytes)
+        except (OSError, EOFError) as exc:
+            raise TraceFormatError(str(src.path), "file", f"cannot read: {exc}") from exc
+
+
+def jsonl_blocks(src: SourceFile, size: int) -> Iterator[tuple[int, bytes | int]]:
+    """:func:`jsonl_lines` as :func:`~._limits.bounded_blocks` of about ``size`` bytes (split
+    them with :func:`~._limits.block_lines`); a file that cannot be read raises the same.
+
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> path = Path(tempfile.mkdtemp()) / "x.jsonl"
+    >>> _ = path.write_bytes(b'{"a": 1}\\n{"a": 2}\\n')
+    >>> list(jsonl_blocks(SourceFile(path, "jsonl", False), 2**16))
+    [(1, b'{"a": 1}\\n{"a": 2}\\n')]
+    """
+    with _open_bytes(src) as raw:
+        try:
+            yield from bounded_blocks(raw, src.max_record_bytes, size)
         except (OSError, EOFError) as exc:
             raise TraceFormatError(str(src.path), "file", f"cannot read: {exc}") from exc
 
