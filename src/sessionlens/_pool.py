@@ -12,10 +12,15 @@ mechanics, so that they are the same wherever a pass is spread over processes:
   arguments) and a dead worker becomes a :class:`~sessionlens.errors.ConfigError` saying
   what to do;
 - on an error, Ctrl-C or an abandoned iterator the workers are terminated, not awaited.
+
+:func:`gc_paused` lives here too: the load and the Python pass, in this process or in a worker,
+pause the cyclic collector around their batches the same way.
 """
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import multiprocessing
 import pickle
 import signal
@@ -29,6 +34,7 @@ from .errors import ConfigError
 
 __all__ = [
     "check_workers",
+    "gc_paused",
     "ignore_sigint",
     "ordered_map",
     "picklable",
@@ -232,3 +238,31 @@ def _context(preload: str) -> Any:
     ctx = multiprocessing.get_context("forkserver")
     ctx.set_forkserver_preload([preload])
     return ctx
+
+
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector off for a block, then as it was (also on an error).
+
+    Mapping records and the analysis's Python pass allocate hundreds of thousands of dicts,
+    lists and strings per batch, none in reference cycles (reference counting frees them),
+    yet each burst triggers collections that walk the whole heap (pandas, Ibis, ...): 13% of
+    a load's CPU, 14% of the pass's. Cyclic garbage made meanwhile (a custom classifier's) is
+    collected once the block ends. Use only around work that does not yield to the caller.
+
+    Examples
+    --------
+    >>> import gc
+    >>> with gc_paused():
+    ...     gc.isenabled()
+    False
+    >>> gc.isenabled()
+    True
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()

@@ -20,9 +20,7 @@ paused (:func:`_gc_paused`).
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import gc
 import json
 import os
 import pickle
@@ -37,6 +35,7 @@ import pyarrow.compute as pc
 from tqdm.auto import tqdm
 
 from ._pool import check_workers, ignore_sigint, ordered_map, picklable, portable
+from ._pool import gc_paused as _gc_paused
 from .analysis.details import extract_booking_details
 from .analysis.evidence import (
     _BATCH_QUERY,  # the query iter_evidence runs; its rows are what evidence_from_table reads
@@ -258,25 +257,6 @@ def _serial(
             rows = []
     if rows:
         yield pa.RecordBatch.from_pylist(rows, schema=PY_SCHEMA)
-
-
-@contextlib.contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Python's cyclic garbage collector off for a block, then as it was.
-
-    A chunk of the pass allocates ~100 objects per session (turns, calls, decoded JSON,
-    match objects) that live until the chunk is done: the collector's generation scans over
-    them cost a third of the pass's CPU and find nothing (the pass makes no cycles of its
-    own). Cyclic garbage a custom classifier makes is collected once the block ends. Only
-    around work that does not yield, so the caller's code never runs with it off.
-    """
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def _rows(

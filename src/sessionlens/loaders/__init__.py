@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import gc
 import itertools
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
@@ -22,6 +21,7 @@ from typing import Any
 import duckdb
 from tqdm.auto import tqdm
 
+from .._pool import gc_paused as _gc_paused
 from ..analysis.derived import rebuild_derived
 from ..analysis.sessions import regroup_sessions, session_gap
 from ..errors import TraceFormatError
@@ -118,25 +118,6 @@ def _batches(
             del chunk
         yield batch
         del batch  # not alive while the next batch is read and mapped
-
-
-@contextlib.contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Pause Python's automatic cycle collection while records are read and mapped.
-
-    Reading and mapping a batch allocates hundreds of thousands of dicts, lists and
-    strings, none of them in reference cycles (they are freed by reference counting), yet
-    each allocation burst triggers collections that traverse the process's whole heap
-    (pandas, Ibis, ...): measured at 13 % of a load's CPU. Collection resumes at the end of
-    the batch, and never stays off if it was on.
-    """
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def write_file(
